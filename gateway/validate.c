@@ -1,0 +1,352 @@
+/*
+ * validate.c - one request body to a verdict: size -> safe parse -> envelope/contract -> XSD
+ * -> patient id and HSA-ids -> FK7804 rules -> extract -> standalone payload.
+ * Owns: struct validator (schemas). Threads: validate_request on any pool thread.
+ */
+#include "validate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/tree.h>
+
+#include "extract.h"
+#include "personid.h"
+#include "rules_fk7804.h"
+#include "schema.h"
+#include "xmlsafe.h"
+
+struct validator {
+        struct schema_set *schemas;
+};
+
+struct validator *validator_new(const char *schema_dir, char *err, size_t errlen)
+{
+        xmlsafe_init();
+        struct validator *v = calloc(1, sizeof *v);
+        if (!v) {
+                snprintf(err, errlen, "out of memory");
+                return NULL;
+        }
+        v->schemas = schema_set_load(schema_dir, err, errlen);
+        if (!v->schemas) {
+                free(v);
+                return NULL;
+        }
+        return v;
+}
+
+void validator_free(struct validator *v)
+{
+        if (!v)
+                return;
+        schema_set_free(v->schemas);
+        free(v);
+}
+
+const char *validate_status_name(enum validate_status s)
+{
+        switch (s) {
+        case VALIDATE_OK:
+                return "ok";
+        case VALIDATE_INVALID:
+                return "invalid";
+        case VALIDATE_FAULT:
+                return "fault";
+        }
+        return "unknown";
+}
+
+static int fault(struct validate_result *out, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fault(struct validate_result *out, const char *code, const char *fmt, ...)
+{
+        out->status = VALIDATE_FAULT;
+        snprintf(out->fault_code, sizeof out->fault_code, "%s", code);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(out->fault, sizeof out->fault, fmt, ap);
+        va_end(ap);
+        return out->status;
+}
+
+/* Trimmed text of n into dst; false if it does not fit. */
+static bool text_fits(const xmlNode *n, char *dst, size_t size)
+{
+        char buf[INTYG_ID_MAX * 2 + 2];
+        size_t full = xmlsafe_text(n, buf, sizeof buf);
+        if (full >= sizeof buf)
+                return false;
+        char *s = buf;
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+                s++;
+        size_t len = strlen(s);
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' ||
+                       s[len - 1] == '\r'))
+                len--;
+        if (len >= size)
+                return false;
+        memcpy(dst, s, len);
+        dst[len] = '\0';
+        return true;
+}
+
+/* Find the request element: a SOAP 1.1 envelope's only Body child, or the root itself. */
+static xmlNode *find_request(xmlNode *root, struct validate_result *out)
+{
+        if (xmlsafe_is(root, NS_SOAP11, "Envelope")) {
+                out->had_envelope = true;
+                xmlNode *header = xmlsafe_child(root, NS_SOAP11, "Header");
+                xmlNode *body = xmlsafe_child(root, NS_SOAP11, "Body");
+                if (header) {
+                        xmlNode *la = xmlsafe_child(header, NS_ITR, "LogicalAddress");
+                        if (la &&
+                            !text_fits(la, out->logical_address, sizeof out->logical_address)) {
+                                fault(out, "soap_bad_header",
+                                      "the LogicalAddress header is longer than %d characters",
+                                      HSA_ID_MAX);
+                                return NULL;
+                        }
+                }
+                if (!body) {
+                        fault(out, "soap_no_body", "the SOAP envelope has no Body");
+                        return NULL;
+                }
+                xmlNode *req = xmlsafe_first_elem(body);
+                if (!req) {
+                        fault(out, "soap_empty_body", "the SOAP Body is empty");
+                        return NULL;
+                }
+                if (xmlsafe_next_elem(req)) {
+                        fault(out, "soap_body_count",
+                              "the SOAP Body must hold exactly one element");
+                        return NULL;
+                }
+                return req;
+        }
+        if (strcmp((const char *)root->name, "Envelope") == 0) {
+                if (strcmp(xmlsafe_ns(root), NS_SOAP12) == 0)
+                        fault(out, "soap_version",
+                              "SOAP 1.2 is not supported: RIV-TA BP 2.1 uses SOAP 1.1");
+                else
+                        fault(out, "soap_not_envelope",
+                              "Envelope is not in the SOAP 1.1 namespace " NS_SOAP11);
+                return NULL;
+        }
+        return root;
+}
+
+static void check_hsa(struct verrs *errs, const xmlNode *ii, const xmlNode *top, const char *what)
+{
+        if (!ii)
+                return;
+        char root[64] = "", ext[HSA_ID_MAX + 2] = "";
+        const xmlNode *r = xmlsafe_child(ii, NS_TP, "root");
+        const xmlNode *e = xmlsafe_child(ii, NS_TP, "extension");
+        bool root_ok = r && text_fits(r, root, sizeof root);
+        bool fits = e && text_fits(e, ext, sizeof ext);
+        enum hsaid_err he = !root_ok ? HSAID_ROOT
+                            : !e     ? HSAID_EMPTY
+                            : !fits  ? HSAID_TOO_LONG
+                                     : hsaid_check(root, ext);
+        if (he == HSAID_OK)
+                return;
+        char path[160];
+        xmlsafe_path(ii, top, path, sizeof path);
+        static const char *const text[] = {
+            [HSAID_ROOT] = "the root must be " HSAID_ROOT_OID,
+            [HSAID_EMPTY] = "the extension must not be empty",
+            [HSAID_TOO_LONG] = "the extension is longer than the limit",
+            [HSAID_CHARS] = "the extension must be printable ASCII without surrounding "
+                            "spaces",
+        };
+        verrs_add(errs, "hsa-id", path, "%s HSA-id (%s): %s", what, hsaid_err_name(he), text[he]);
+}
+
+static void check_staff(struct verrs *errs, const xmlNode *hp, const xmlNode *top)
+{
+        if (!hp)
+                return;
+        check_hsa(errs, xmlsafe_child(hp, NS_GN, "personal-id"), top, "the author's");
+        const xmlNode *enhet = xmlsafe_child(hp, NS_GN, "enhet");
+        if (!enhet)
+                return;
+        check_hsa(errs, xmlsafe_child(enhet, NS_GN, "enhets-id"), top, "the unit's");
+        const xmlNode *vg = xmlsafe_child(enhet, NS_GN, "vardgivare");
+        if (vg)
+                check_hsa(errs, xmlsafe_child(vg, NS_GN, "vardgivare-id"), top,
+                          "the care provider's");
+}
+
+static void check_person(struct verrs *errs, const xmlNode *pid, const xmlNode *top, bool strict)
+{
+        char path[160];
+        xmlsafe_path(pid ? pid : top, top, path, sizeof path);
+        char root[32] = "", ext[16] = "";
+        if (!pid || !text_fits(xmlsafe_child(pid, NS_TP, "root"), root, sizeof root) ||
+            !text_fits(xmlsafe_child(pid, NS_TP, "extension"), ext, sizeof ext)) {
+                verrs_add(errs, "person-id", path, "%s", personid_err_text(PERSONID_FORMAT));
+                return;
+        }
+        enum personid_err e = personid_check(root, ext, NULL);
+        explicit_bzero(ext, sizeof ext);
+        if (e == PERSONID_OK)
+                return;
+        if (e == PERSONID_CHECKSUM && !strict)
+                verrs_warn(errs, "person-id", path, "%s", personid_err_text(e));
+        else
+                verrs_add(errs, "person-id", path, "%s", personid_err_text(e));
+}
+
+static void check_intyg_id(struct verrs *errs, const xmlNode *ii, const xmlNode *top)
+{
+        char id[INTYG_ID_MAX + 1], root[HSA_ID_MAX + 1];
+        char path[160];
+        if (!ii)
+                return;
+        xmlsafe_path(ii, top, path, sizeof path);
+        const xmlNode *e = xmlsafe_child(ii, NS_TP, "extension");
+        const xmlNode *r = xmlsafe_child(ii, NS_TP, "root");
+        if (!e || !text_fits(e, id, sizeof id) || !id[0])
+                verrs_add(errs, "intyg-id", path,
+                          "the certificate id (intygs-id/extension) must be 1 to %d characters",
+                          INTYG_ID_MAX);
+        if (!r || !text_fits(r, root, sizeof root))
+                verrs_add(errs, "intyg-id", path,
+                          "the certificate id root (intygs-id/root) must be at most %d characters",
+                          HSA_ID_MAX);
+}
+
+/* The request element as a standalone document, namespaces declared on its root. */
+static int make_payload(xmlNode *req, struct validate_result *out)
+{
+        xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+        if (!doc)
+                return -1;
+        xmlNode *copy = xmlDocCopyNode(req, doc, 1);
+        if (!copy) {
+                xmlFreeDoc(doc);
+                return -1;
+        }
+        xmlDocSetRootElement(doc, copy);
+        xmlReconciliateNs(doc, copy);
+        xmlChar *mem = NULL;
+        int size = 0;
+        xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
+        xmlFreeDoc(doc);
+        if (!mem || size <= 0) {
+                xmlFree(mem);
+                return -1;
+        }
+        out->payload = malloc((size_t)size + 1);
+        if (!out->payload) {
+                xmlFree(mem);
+                return -1;
+        }
+        memcpy(out->payload, mem, (size_t)size);
+        out->payload[size] = '\0';
+        out->payload_len = (size_t)size;
+        xmlFree(mem);
+        return 0;
+}
+
+int validate_request(const struct validator *v, const char *body, size_t len,
+                     const struct validate_opts *opts, struct validate_result *out)
+{
+        memset(out, 0, sizeof *out);
+        struct xmlsafe_limits lim;
+        xmlsafe_limits_default(&lim, opts ? opts->max_bytes : 0);
+        const bool strict = opts ? opts->person_id_strict : true;
+        char err[256];
+        xmlDocPtr doc = NULL;
+        enum xmlsafe_err xe = xmlsafe_parse(body, len, &lim, &doc, err, sizeof err);
+        if (xe != XMLSAFE_OK)
+                return fault(out, xmlsafe_err_name(xe), "%s", err);
+
+        xmlNode *req = find_request(xmlDocGetRootElement(doc), out);
+        if (!req) {
+                xmlFreeDoc(doc);
+                return out->status;
+        }
+        enum schema_kind kind;
+        if (xmlsafe_is(req, NS_RC, "RegisterCertificate")) {
+                out->contract = RIV_REGISTER;
+                kind = SCHEMA_REGISTER;
+        } else if (xmlsafe_is(req, NS_RV, "RevokeCertificate")) {
+                out->contract = RIV_REVOKE;
+                kind = SCHEMA_REVOKE;
+        } else {
+                fault(out, "unknown_contract",
+                      "unknown service contract: %.60s in namespace %.120s (expected "
+                      "RegisterCertificate v3 or RevokeCertificate v2)",
+                      (const char *)req->name, xmlsafe_ns(req));
+                xmlFreeDoc(doc);
+                return out->status;
+        }
+
+        int xsd = v ? schema_validate(v->schemas, kind, req, req, &out->errs) : -1;
+        if (!v)
+                verrs_add(&out->errs, "xsd", "", "internal: no validator");
+        if (xsd != 0) {
+                extract_id(req, &out->intyg);
+                out->status = VALIDATE_INVALID;
+                xmlFreeDoc(doc);
+                return out->status;
+        }
+
+        if (out->contract == RIV_REGISTER) {
+                const xmlNode *intyg = xmlsafe_child(req, NS_RC, "intyg");
+                const xmlNode *patient = xmlsafe_child(intyg, NS_GN, "patient");
+                check_intyg_id(&out->errs, xmlsafe_child(intyg, NS_GN, "intygs-id"), req);
+                check_person(&out->errs,
+                             patient ? xmlsafe_child(patient, NS_GN, "person-id") : NULL, req,
+                             strict);
+                check_staff(&out->errs, xmlsafe_child(intyg, NS_GN, "skapadAv"), req);
+                rules_fk7804_check(req, req, &out->errs);
+                extract_register(req, &out->intyg);
+        } else {
+                check_intyg_id(&out->errs, xmlsafe_child(req, NS_RV, "intygs-id"), req);
+                check_person(&out->errs, xmlsafe_child(req, NS_RV, "patientPerson-id"), req,
+                             strict);
+                check_staff(&out->errs, xmlsafe_child(req, NS_RV, "skickatAv"), req);
+                extract_revoke(req, &out->intyg);
+        }
+
+        if (out->errs.n > 0 || out->errs.dropped > 0) {
+                out->status = VALIDATE_INVALID;
+                intyg_wipe(&out->intyg);
+        } else {
+                out->errs.warnings_only = out->errs.n_warnings > 0;
+                if (make_payload(req, out) != 0) {
+                        intyg_wipe(&out->intyg);
+                        xmlFreeDoc(doc);
+                        return fault(out, "internal", "internal: cannot serialise the request");
+                }
+                out->status = VALIDATE_OK;
+        }
+        xmlFreeDoc(doc);
+        return out->status;
+}
+
+char *validate_result_take_payload(struct validate_result *r, size_t *len)
+{
+        char *p = r->payload;
+        if (len)
+                *len = r->payload_len;
+        r->payload = NULL;
+        r->payload_len = 0;
+        return p;
+}
+
+void validate_result_clear(struct validate_result *r)
+{
+        if (!r)
+                return;
+        free(r->payload);
+        r->payload = NULL;
+        r->payload_len = 0;
+        intyg_wipe(&r->intyg);
+}
