@@ -36,7 +36,8 @@
  * the node takes back its own in-flight records at once. So a record may be sent to FK more
  * than once after a crash (at-least-once); FK's answer to a repeat is handled by the
  * forwarder. A mark_* that arrives after the lease was lost to another claim is refused
- * (OUTBOX_ESTALE) except mark_delivered, which always wins: FK has the certificate.
+ * (OUTBOX_ESTALE) except mark_delivered, which always wins (over queued, in flight and dead;
+ * not over discarded): FK has the certificate.
  */
 
 /* Compile-time limits of the outbox (each has a test on both sides). */

@@ -77,7 +77,7 @@ static const char *const sq_sql[S_COUNT] = {
     [S_LOAD] = "SELECT " REC_COLS ",payload FROM outbox WHERE rowid=?1",
     [S_DELIVERED] = "UPDATE outbox SET state=2,fk_result=?3,fk_text=?4,delivered_ms=?5,"
                     "state_ms=?5,lease_owner=NULL,lease_until_ms=NULL"
-                    " WHERE kind=?1 AND id=?2 AND state IN (0,1)",
+                    " WHERE kind=?1 AND id=?2 AND state IN (0,1,3)",
     [S_RETRY] = "UPDATE outbox SET state=0,next_attempt_ms=?5,last_error=?6,state_ms=?7,"
                 "lease_owner=NULL,lease_until_ms=NULL"
                 " WHERE kind=?1 AND id=?2 AND state=1 AND lease_owner=?3 AND lease_gen=?4",

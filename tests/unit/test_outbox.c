@@ -621,6 +621,29 @@ Test(outbox, an_expired_lease_is_resumed_by_another_node)
         env_done(&e);
 }
 
+Test(outbox, a_late_delivery_wins_over_a_stale_dead_mark)
+{
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        cr_assert_eq(put_sync(&e, INTYG_REGISTER, "late", "<x/>"), OB_PUT_STORED);
+        struct claim_res c = claim_sync(&e, T0, 1, 1000);
+        struct outbox_record *slow = c.recs[0]; /* its transfer hangs past the lease */
+        free(c.recs);
+        c = claim_sync(&e, T0 + 1000, 1, 1000);
+        cr_assert_eq(c.n, 1);
+        cr_assert_eq(dead_sync(&e, c.recs[0], "refused", T0 + 1001).changed, 1);
+        free(c.recs);
+        struct done_res d = delivered_sync(&e, slow, T0 + 1002); /* FK did take it */
+        cr_assert_eq(d.status, 0);
+        cr_assert_eq(d.changed, 1);
+        struct get_res g = get_sync(&e, 0, "late");
+        cr_assert_eq(g.d->records[0].state, OB_DELIVERED);
+        outbox_detail_free(g.d);
+        cr_assert_eq(counts_sync(&e).n[OB_DEAD], 0);
+        env_done(&e);
+}
+
 Test(outbox, a_restarted_node_takes_back_its_own_inflight_at_once)
 {
         struct env e;
