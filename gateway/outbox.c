@@ -27,12 +27,13 @@ struct outbox {
         const struct outbox_ops *ops;
         void *impl; /* the writer thread's, until destroy */
         char node_id[OUTBOX_NODE_MAX + 1];
-        size_t max_pending, batch_max;
+        size_t max_pending, max_pending_bytes, batch_max;
         struct outbox_req **batch; /* writer thread's scratch, batch_max entries */
 
         /* under mu */
         struct outbox_req *pend_head, *pend_tail;
         size_t n_pending;
+        size_t pending_bytes; /* bodies of the waiting puts */
         struct outbox_req *done_head, *done_tail;
         bool stopping;
         bool writer_done;
@@ -191,6 +192,7 @@ static void writer_main(void *p)
                         ob->pend_head = r->next;
                         r->next = NULL;
                         ob->batch[n++] = r;
+                        ob->pending_bytes -= r->item.payload_len;
                 }
                 if (!ob->pend_head)
                         ob->pend_tail = NULL;
@@ -372,6 +374,8 @@ struct outbox *outbox_new_impl(uv_loop_t *loop, const struct outbox_ops *ops, vo
         snprintf(ob->node_id, sizeof ob->node_id, "%s", node_id);
         ob->max_pending = o && o->max_pending ? o->max_pending : OUTBOX_PENDING_DEFAULT;
         ob->batch_max = o && o->batch_max ? o->batch_max : OUTBOX_BATCH_DEFAULT;
+        ob->max_pending_bytes =
+            o && o->max_pending_bytes ? o->max_pending_bytes : OUTBOX_PENDING_BYTES_DEFAULT;
         atomic_init(&ob->healthy, true);
         ob->batch = calloc(ob->batch_max, sizeof *ob->batch);
         if (!ob->batch)
@@ -466,7 +470,9 @@ static int submit(struct outbox *ob, struct outbox_req *r)
                 return OUTBOX_ECLOSED;
         }
         uv_mutex_lock(&ob->mu);
-        if (ob->n_pending >= ob->max_pending) {
+        if (ob->n_pending >= ob->max_pending ||
+            (ob->pending_bytes > 0 &&
+             ob->pending_bytes + r->item.payload_len > ob->max_pending_bytes)) {
                 uv_mutex_unlock(&ob->mu);
                 req_free(r);
                 return OUTBOX_EBUSY;
@@ -477,6 +483,7 @@ static int submit(struct outbox *ob, struct outbox_req *r)
                 ob->pend_head = r;
         ob->pend_tail = r;
         ob->n_pending++;
+        ob->pending_bytes += r->item.payload_len;
         uv_cond_signal(&ob->cv);
         uv_mutex_unlock(&ob->mu);
         if (ob->outstanding++ == 0)

@@ -41,18 +41,19 @@
  */
 
 /* Compile-time limits of the outbox (each has a test on both sides). */
-#define OUTBOX_CLAIM_MAX         256  /* records one claim may return */
-#define OUTBOX_LIST_MAX          1000 /* records one list_dead page may return */
-#define OUTBOX_EVENTS_MAX        200  /* newest events returned by get; older are counted */
-#define OUTBOX_IDS_MAX           1000 /* ids in one replay/discard request */
-#define OUTBOX_PAYLOAD_MAX       (16 * 1024 * 1024) /* bytes of one body (http.max_body <= this) */
-#define OUTBOX_PURGE_CHUNK       10000              /* bodies dropped by one outbox_purge call */
-#define OUTBOX_PENDING_DEFAULT   8192 /* requests waiting for the writer before put refuses */
-#define OUTBOX_BATCH_DEFAULT     512  /* requests per group commit */
-#define OUTBOX_RETENTION_DEFAULT (7LL * 24 * 3600 * 1000) /* ms a delivered body is kept */
-#define OUTBOX_ERROR_MAX         256 /* bytes of last_error / reason / event detail */
-#define OUTBOX_NODE_MAX          64  /* characters of a node id */
-#define OUTBOX_ACTOR_MAX         128 /* characters of an administrator identity */
+#define OUTBOX_CLAIM_MAX             256  /* records one claim may return */
+#define OUTBOX_LIST_MAX              1000 /* records one list_dead page may return */
+#define OUTBOX_EVENTS_MAX            200  /* newest events returned by get; older are counted */
+#define OUTBOX_IDS_MAX               1000 /* ids in one replay/discard request */
+#define OUTBOX_PAYLOAD_MAX           (16 * 1024 * 1024) /* bytes of one body (http.max_body <= this) */
+#define OUTBOX_PURGE_CHUNK           10000 /* bodies dropped by one outbox_purge call */
+#define OUTBOX_PENDING_DEFAULT       8192  /* requests waiting for the writer before put refuses */
+#define OUTBOX_PENDING_BYTES_DEFAULT (256u * 1024 * 1024)     /* body bytes of the waiting puts */
+#define OUTBOX_BATCH_DEFAULT         512                      /* requests per group commit */
+#define OUTBOX_RETENTION_DEFAULT     (7LL * 24 * 3600 * 1000) /* ms a delivered body is kept */
+#define OUTBOX_ERROR_MAX             256 /* bytes of last_error / reason / event detail */
+#define OUTBOX_NODE_MAX              64  /* characters of a node id */
+#define OUTBOX_ACTOR_MAX             128 /* characters of an administrator identity */
 
 /** Status values returned by the submitting calls and passed to callbacks (0 = OK). */
 enum outbox_status {
@@ -202,8 +203,9 @@ struct outbox_ops {
 };
 
 struct outbox_opts {
-        size_t max_pending; /* requests waiting for the writer; 0 = OUTBOX_PENDING_DEFAULT */
-        size_t batch_max;   /* requests per transaction; 0 = OUTBOX_BATCH_DEFAULT */
+        size_t max_pending;       /* requests waiting for the writer; 0 = OUTBOX_PENDING_DEFAULT */
+        size_t max_pending_bytes; /* body bytes waiting; 0 = OUTBOX_PENDING_BYTES_DEFAULT */
+        size_t batch_max;         /* requests per transaction; 0 = OUTBOX_BATCH_DEFAULT */
 };
 
 struct outbox_sqlite_opts {
@@ -218,6 +220,7 @@ struct outbox;
  * Open (creating if need be) the SQLite outbox at PATH for node NODE_ID, take back this
  * node's in-flight records (state queued, "resumed" event) and start the writer thread.
  * Returns NULL and a message in err on failure (unwritable path, not a database, ...).
+ * Blocks on the database while opening: call it at start-up, before serving.
  */
 struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *node_id,
                                  const struct outbox_sqlite_opts *o, char *err, size_t errlen);
@@ -240,7 +243,8 @@ void outbox_close(struct outbox *ob, void (*closed_cb)(void *arg), void *arg);
 /**
  * Store an intyg. Never blocks. Takes item->payload (sets it to NULL) whatever it returns.
  * On 0, cb fires exactly once (after COMMIT+fsync for STORED/DUPLICATE); on a negative
- * return (EBUSY, ECLOSED, EINVAL, ENOMEM) cb is never called.
+ * return (EBUSY: too many requests or body bytes waiting; ECLOSED, EINVAL, ENOMEM) cb is
+ * never called. Every other submitting call below follows the same rule.
  */
 int outbox_put(struct outbox *ob, struct outbox_item *item, outbox_put_cb cb, void *arg)
     __attribute__((warn_unused_result));
@@ -258,13 +262,16 @@ int outbox_claim(struct outbox *ob, int64_t now_ms, size_t max, int64_t lease_ms
  * Stale leases: cb gets OUTBOX_ESTALE and nothing changes (delivered always applies). */
 /** FK accepted: state delivered, FK's result code and text kept. */
 int outbox_mark_delivered(struct outbox *ob, struct outbox_record *rec_take, const char *fk_result,
-                          const char *fk_text, int64_t now_ms, outbox_done_cb cb, void *arg);
+                          const char *fk_text, int64_t now_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /** A technical failure: back to queued until next_attempt_ms, error kept. */
 int outbox_mark_retry(struct outbox *ob, struct outbox_record *rec_take, int64_t next_attempt_ms,
-                      const char *error, int64_t now_ms, outbox_done_cb cb, void *arg);
+                      const char *error, int64_t now_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /** A final failure (FK refused, horizon passed): dead letter with the reason. */
 int outbox_mark_dead(struct outbox *ob, struct outbox_record *rec_take, const char *fk_result,
-                     const char *reason, int64_t now_ms, outbox_done_cb cb, void *arg);
+                     const char *reason, int64_t now_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /**
  * Administrator actions on dead letters, by id: kind 0 matches both kinds. ids == NULL with
@@ -273,26 +280,31 @@ int outbox_mark_dead(struct outbox *ob, struct outbox_record *rec_take, const ch
  * Discard: dead -> discarded, body purged. cb gets how many records changed.
  */
 int outbox_replay(struct outbox *ob, enum intyg_kind kind, const char *const *ids, size_t n_ids,
-                  const char *actor, int64_t now_ms, outbox_done_cb cb, void *arg);
+                  const char *actor, int64_t now_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 int outbox_discard(struct outbox *ob, enum intyg_kind kind, const char *const *ids, size_t n_ids,
-                   const char *actor, int64_t now_ms, outbox_done_cb cb, void *arg);
+                   const char *actor, int64_t now_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /** Dead letters, newest first, offset/limit (limit <= OUTBOX_LIST_MAX). No bodies. */
-int outbox_list_dead(struct outbox *ob, size_t offset, size_t limit, outbox_list_cb cb, void *arg);
+int outbox_list_dead(struct outbox *ob, size_t offset, size_t limit, outbox_list_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /** The records with this id (kind 0: both kinds) and their history. No bodies. */
-int outbox_get(struct outbox *ob, enum intyg_kind kind, const char *id, outbox_get_cb cb,
-               void *arg);
+int outbox_get(struct outbox *ob, enum intyg_kind kind, const char *id, outbox_get_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /** Records per state and the oldest queued age. */
-int outbox_counts(struct outbox *ob, outbox_counts_cb cb, void *arg);
+int outbox_counts(struct outbox *ob, outbox_counts_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /**
  * Drop the bodies of records delivered before before_ms (metadata and history stay). At most
  * OUTBOX_PURGE_CHUNK per call so one purge never holds up puts: call again while changed is
  * that many. Typically from a periodic timer with before = now - retention.
  */
-int outbox_purge(struct outbox *ob, int64_t before_ms, outbox_done_cb cb, void *arg);
+int outbox_purge(struct outbox *ob, int64_t before_ms, outbox_done_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /** False from a failed write transaction until a later one commits. Any thread. */
 bool outbox_healthy(const struct outbox *ob);

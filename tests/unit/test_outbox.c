@@ -940,12 +940,14 @@ Test(outbox, limits_on_both_sides)
         env_done(&e);
 }
 
-Test(outbox, a_full_queue_refuses_at_once_and_close_refuses_after)
+static void full_queue(bool by_bytes)
 {
         enum { N = 2000 };
         struct env e;
         env_init(&e);
-        struct outbox_sqlite_opts o = {.common = {.max_pending = 1}};
+        /* By count: one request may wait. By bytes: two 4-byte bodies may wait. */
+        struct outbox_sqlite_opts o = {
+            .common = {.max_pending = by_bytes ? 10000 : 1, .max_pending_bytes = by_bytes ? 8 : 0}};
         open_as_opts(&e, "node-a", &o);
         int stored = 0, accepted = 0, busy = 0;
         char id[32];
@@ -980,6 +982,16 @@ Test(outbox, a_full_queue_refuses_at_once_and_close_refuses_after)
         cr_assert_eq(before.r, OB_PUT_STORED);
         cr_assert_eq(after.calls, 0);
         env_done(&e);
+}
+
+Test(outbox, a_full_queue_refuses_at_once_and_close_refuses_after)
+{
+        full_queue(false);
+}
+
+Test(outbox, too_many_waiting_body_bytes_refuse_at_once)
+{
+        full_queue(true);
 }
 
 Test(outbox, two_nodes_on_one_database_never_claim_the_same_record)
