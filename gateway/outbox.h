@@ -51,7 +51,7 @@
 #define OUTBOX_PENDING_BYTES_DEFAULT (256u * 1024 * 1024)     /* body bytes of the waiting puts */
 #define OUTBOX_BATCH_DEFAULT         512                      /* requests per group commit */
 #define OUTBOX_RETENTION_DEFAULT     (7LL * 24 * 3600 * 1000) /* ms a delivered body is kept */
-#define OUTBOX_ERROR_MAX             256 /* bytes of last_error / reason / event detail */
+#define OUTBOX_ERROR_MAX             256 /* bytes of last_error, reason, detail: longer is cut */
 #define OUTBOX_NODE_MAX              64  /* characters of a node id */
 #define OUTBOX_ACTOR_MAX             128 /* characters of an administrator identity */
 
@@ -220,7 +220,9 @@ struct outbox;
  * Open (creating if need be) the SQLite outbox at PATH for node NODE_ID, take back this
  * node's in-flight records (state queued, "resumed" event) and start the writer thread.
  * Returns NULL and a message in err on failure (unwritable path, not a database, ...).
- * Blocks on the database while opening: call it at start-up, before serving.
+ * Blocks on the database while opening: call it at start-up, before serving. NODE_ID must
+ * be unique among the nodes sharing a database and stable across restarts of one node (that
+ * is how a restarted node knows its own leases). Several outboxes (nodes) may open one file.
  */
 struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *node_id,
                                  const struct outbox_sqlite_opts *o, char *err, size_t errlen);

@@ -1080,3 +1080,131 @@ Test(outbox, the_reader_sees_what_the_writer_committed)
         cr_assert(strstr(err, "cannot open") != NULL, "%s", err);
         env_done(&e);
 }
+
+Test(outbox, node_id_and_actor_lengths)
+{
+        struct env e;
+        env_init(&e);
+        char node[OUTBOX_NODE_MAX + 2];
+        memset(node, 'n', sizeof node);
+        node[OUTBOX_NODE_MAX + 1] = '\0';
+        char err[256] = "";
+        cr_assert_null(outbox_sqlite_new(&e.loop, e.path, node, NULL, err, sizeof err));
+        cr_assert(strstr(err, "node id") != NULL, "%s", err);
+        node[OUTBOX_NODE_MAX] = '\0';
+        open_as(&e, node);
+        cr_assert_str_eq(outbox_node_id(e.ob), node);
+
+        char actor[OUTBOX_ACTOR_MAX + 2];
+        memset(actor, 'a', sizeof actor);
+        actor[OUTBOX_ACTOR_MAX + 1] = '\0';
+        const char *ids[] = {"x"};
+        struct done_res d = {0};
+        cr_assert_eq(outbox_replay(e.ob, 0, ids, 1, actor, T0, on_done, &d), OUTBOX_EINVAL);
+        actor[OUTBOX_ACTOR_MAX] = '\0';
+        cr_assert_eq(outbox_replay(e.ob, 0, ids, 1, actor, T0, on_done, &d), 0);
+        run(&e);
+        cr_assert_eq(d.calls, 1);
+        cr_assert_eq(d.status, 0);
+        env_done(&e);
+}
+
+static void many_events(int n_events)
+{
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        static struct put_res res[OUTBOX_EVENTS_MAX + 1];
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < n_events; i++) /* 1 received + (n - 1) duplicates */
+                cr_assert_eq(put_async(&e, INTYG_REGISTER, "chatty", "<x/>", &res[i]), 0);
+        run(&e);
+        cr_assert_eq(res[0].r, OB_PUT_STORED);
+        cr_assert_eq(res[n_events - 1].r, OB_PUT_DUPLICATE);
+        struct get_res g = get_sync(&e, 0, "chatty");
+        size_t want = n_events > OUTBOX_EVENTS_MAX ? OUTBOX_EVENTS_MAX : (size_t)n_events;
+        cr_assert_eq(g.d->n_events, want);
+        cr_assert_eq(g.d->events_dropped, (size_t)n_events - want);
+        /* The newest are kept, oldest first: "received" only fits when nothing was dropped. */
+        cr_assert_str_eq(g.d->events[0].event,
+                         n_events > OUTBOX_EVENTS_MAX ? "duplicate" : "received");
+        outbox_detail_free(g.d);
+        env_done(&e);
+}
+
+Test(outbox, get_returns_at_most_the_newest_events_max)
+{
+        many_events(OUTBOX_EVENTS_MAX);
+        many_events(OUTBOX_EVENTS_MAX + 1);
+}
+
+Test(outbox, the_largest_payload_is_stored_whole)
+{
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        struct outbox_item it;
+        fill_item(&it, INTYG_REGISTER, "big", "", T0);
+        free(it.payload);
+        it.payload = malloc(OUTBOX_PAYLOAD_MAX);
+        cr_assert_not_null(it.payload);
+        memset(it.payload, 'b', OUTBOX_PAYLOAD_MAX);
+        it.payload[OUTBOX_PAYLOAD_MAX - 1] = 'e';
+        it.payload_len = OUTBOX_PAYLOAD_MAX;
+        struct put_res res = {0};
+        cr_assert_eq(outbox_put(e.ob, &it, on_put, &res), 0);
+        run(&e);
+        cr_assert_eq(res.r, OB_PUT_STORED);
+        struct claim_res c = claim_sync(&e, T0, 1, 1000);
+        cr_assert_eq(c.n, 1);
+        cr_assert_eq(c.recs[0]->payload_len, (size_t)OUTBOX_PAYLOAD_MAX);
+        cr_assert_eq(c.recs[0]->payload[OUTBOX_PAYLOAD_MAX - 1], 'e');
+        cr_assert_eq(c.recs[0]->payload[OUTBOX_PAYLOAD_MAX], '\0');
+        outbox_records_free(c.recs, c.n);
+        env_done(&e);
+}
+
+Test(outbox, purge_works_in_chunks, .timeout = 300)
+{
+        enum { N = OUTBOX_PURGE_CHUNK + 1 };
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        static struct put_res res[N];
+        memset(res, 0, sizeof res);
+        char id[32];
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "p-%d", i);
+                cr_assert_eq(put_async(&e, INTYG_REGISTER, id, "<x/>", &res[i]), 0);
+                if (i % 1000 == 999)
+                        run(&e);
+        }
+        run(&e);
+        size_t delivered = 0;
+        static struct done_res d[OUTBOX_CLAIM_MAX];
+        for (int round = 0; round < N / OUTBOX_CLAIM_MAX + 2 && delivered < N; round++) {
+                struct claim_res c = claim_sync(&e, T0, OUTBOX_CLAIM_MAX, 60000);
+                memset(d, 0, sizeof d);
+                for (size_t i = 0; i < c.n; i++)
+                        cr_assert_eq(
+                            outbox_mark_delivered(e.ob, c.recs[i], "OK", "", T0, on_done, &d[i]),
+                            0);
+                run(&e);
+                for (size_t i = 0; i < c.n; i++)
+                        cr_assert_eq(d[i].changed, 1);
+                delivered += c.n;
+                free(c.recs);
+        }
+        cr_assert_eq(delivered, N);
+        struct done_res p = {0};
+        cr_assert_eq(outbox_purge(e.ob, T0 + 1, on_done, &p), 0);
+        run(&e);
+        cr_assert_eq(p.changed, OUTBOX_PURGE_CHUNK);
+        memset(&p, 0, sizeof p);
+        cr_assert_eq(outbox_purge(e.ob, T0 + 1, on_done, &p), 0);
+        run(&e);
+        cr_assert_eq(p.changed, 1);
+        struct outbox_counts cnt = counts_sync(&e);
+        cr_assert_eq(cnt.n[OB_DELIVERED], N);
+        env_done(&e);
+}
