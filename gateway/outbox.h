@@ -125,7 +125,7 @@ struct outbox_record {
         uint8_t payload_hash[32]; /* SHA-256 of the body */
         bool has_payload;         /* false once purged or discarded */
         size_t payload_len;       /* length of the stored body (kept after purge) */
-        char *payload;            /* the body: claim only, NULL elsewhere */
+        char *payload; /* the body, NUL-terminated past payload_len: claim only, NULL elsewhere */
 };
 
 /** Free a record and its payload; NULL is fine. Any thread. */
