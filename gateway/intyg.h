@@ -56,40 +56,40 @@ enum person_sex { SEX_UNKNOWN = 0, SEX_MALE = 1, SEX_FEMALE = 2 };
  */
 struct intyg {
         enum intyg_kind kind;
-        char id[INTYG_ID_MAX + 1];       /* intygs-id/extension: the certificate id */
-        char id_root[HSA_ID_MAX + 1];    /* intygs-id/root: normally the issuing unit */
-        char type[16];                   /* typ/code, "LISJP" */
-        char version[16];                /* "1", "1.0".."1.2", "2.0" */
-        int major_version;               /* 1 or 2 */
-        char signed_at[20];              /* signeringstidpunkt YYYY-MM-DDThh:mm:ss, or "" */
-        char sent_at[20];                /* skickatTidpunkt (revoke: the revocation time) */
-        char unit_hsa[HSA_ID_MAX + 1];   /* skapadAv/enhet/enhets-id */
-        char unit_name[128];             /* enhetsnamn */
+        char id[INTYG_ID_MAX + 1];         /* intygs-id/extension: the certificate id */
+        char id_root[HSA_ID_MAX + 1];      /* intygs-id/root: normally the issuing unit */
+        char type[16];                     /* typ/code, "LISJP" */
+        char version[16];                  /* "1", "1.0".."1.2", "2.0" */
+        int major_version;                 /* 1 or 2 */
+        char signed_at[20];                /* signeringstidpunkt YYYY-MM-DDThh:mm:ss, or "" */
+        char sent_at[20];                  /* skickatTidpunkt (revoke: the revocation time) */
+        char unit_hsa[HSA_ID_MAX + 1];     /* skapadAv/enhet/enhets-id */
+        char unit_name[128];               /* enhetsnamn */
         char provider_hsa[HSA_ID_MAX + 1]; /* skapadAv/enhet/vardgivare/vardgivare-id */
-        char author_hsa[HSA_ID_MAX + 1]; /* skapadAv/personal-id (a person: never logged) */
+        char author_hsa[HSA_ID_MAX + 1];   /* skapadAv/personal-id (a person: never logged) */
 
         /* The patient. person_id is personal data: kept only while the pipeline needs it
          * (pseudonym, sex, age), never logged, never stored by statistics; intyg_wipe(). */
         enum person_id_kind person_kind;
-        char person_id[13];      /* 12 digits */
+        char person_id[13]; /* 12 digits */
         bool person_id_checksum_ok;
         enum person_sex sex;
-        char birth_date[11];     /* YYYY-MM-DD (samordningsnummer: day - 60) */
+        char birth_date[11]; /* YYYY-MM-DD (samordningsnummer: day - 60) */
 
         /* Answers, RegisterCertificate only. */
-        bool smittskydd;         /* 27.1 = true */
-        size_t n_periods;        /* answer 32, in document order */
+        bool smittskydd;  /* 27.1 = true */
+        size_t n_periods; /* answer 32, in document order */
         struct intyg_period periods[INTYG_MAX_PERIODS];
-        size_t n_diagnoses;      /* 6.2, 6.4, 6.6 in that order; [0] is the main diagnosis */
+        size_t n_diagnoses; /* 6.2, 6.4, 6.6 in that order; [0] is the main diagnosis */
         char diagnoses[INTYG_MAX_DIAGNOSES][8];
         char diagnosis_system[40]; /* code system OID of 6.2 */
         char prognosis[32];        /* 39.1 code, or "" */
         char prognosis_days[32];   /* 39.3 code (v1) or 39.4 months (v2), or "" */
         size_t n_measures;         /* 40.1 codes (v1) */
         char measures[INTYG_MAX_MEASURES][24];
-        bool treatment_given;      /* 19 or 20 answered */
-        bool contact_fk_wanted;    /* 26.1 true */
-        char relation_type[8];     /* relation/typ code (ERSATT, KOMPLT, FRLANG, KOPIA) or "" */
+        bool treatment_given;   /* 19 or 20 answered */
+        bool contact_fk_wanted; /* 26.1 true */
+        char relation_type[8];  /* relation/typ code (ERSATT, KOMPLT, FRLANG, KOPIA) or "" */
         char relation_id[INTYG_ID_MAX + 1];
 
         /* RevokeCertificate only. */
@@ -135,11 +135,11 @@ struct verrs {
 
 /** Append one error; silently counts it in dropped when the list is full. */
 void verrs_add(struct verrs *v, const char *rule, const char *path, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /** Append one warning (kept apart: a warning does not make the intyg invalid). */
 void verrs_warn(struct verrs *v, const char *rule, const char *path, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /** Clear the patient's identity from memory (explicit_bzero). */
 void intyg_wipe(struct intyg *in);

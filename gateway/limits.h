@@ -31,14 +31,14 @@
 #define XML_MAX_ELEMENTS          20000         /* elements per document */
 
 /* HTTP front door defaults (config keys http.*). */
-#define HTTP_MAX_HEADER_BYTES_DEFAULT 16384 /* bytes of request line + headers: 431 above */
-#define HTTP_MAX_BODY_DEFAULT         XML_MAX_DOC_BYTES_DEFAULT /* 413 above */
-#define HTTP_HEADER_TIMEOUT_DEFAULT   10000 /* ms to receive a whole header (slow-loris) */
-#define HTTP_IDLE_TIMEOUT_DEFAULT     60000 /* ms a kept-alive connection may idle */
-#define HTTP_BODY_TIMEOUT_DEFAULT     30000 /* ms to receive a whole body */
-#define HTTP_MAX_PIPELINE             16    /* requests queued on one connection */
-#define TLS_HANDSHAKE_TIMEOUT_DEFAULT 10000 /* ms */
-#define MAX_CONNECTIONS_DEFAULT       2000
+#define HTTP_MAX_HEADER_BYTES_DEFAULT      16384 /* bytes of request line + headers: 431 above */
+#define HTTP_MAX_BODY_DEFAULT              XML_MAX_DOC_BYTES_DEFAULT /* 413 above */
+#define HTTP_HEADER_TIMEOUT_DEFAULT        10000 /* ms to receive a whole header (slow-loris) */
+#define HTTP_IDLE_TIMEOUT_DEFAULT          60000 /* ms a kept-alive connection may idle */
+#define HTTP_BODY_TIMEOUT_DEFAULT          30000 /* ms to receive a whole body */
+#define HTTP_MAX_PIPELINE                  16    /* requests queued on one connection */
+#define TLS_HANDSHAKE_TIMEOUT_DEFAULT      10000 /* ms */
+#define MAX_CONNECTIONS_DEFAULT            2000
 #define MAX_CONNECTIONS_PER_CALLER_DEFAULT 200
 
 #endif
