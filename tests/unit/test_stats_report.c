@@ -98,7 +98,7 @@ static void reg(struct tb *t, const char *id, const char *pnr, const char *provi
         cr_assert_eq(stats_record_intyg(t->s, &in, &tg, err, sizeof err), 0, "%s", err);
 }
 
-static void revoke_intyg(struct tb *t, const char *id)
+__attribute__((unused)) static void revoke_intyg(struct tb *t, const char *id)
 {
         struct intyg in;
         memset(&in, 0, sizeof in);
@@ -108,9 +108,10 @@ static void revoke_intyg(struct tb *t, const char *id)
         cr_assert_eq(stats_record_intyg(t->s, &in, NULL, err, sizeof err), 0, "%s", err);
 }
 
-static struct stats_table *rep(struct tb *t, const char *report, enum stats_level level,
-                               const char *id, const char *from, const char *to,
-                               enum stats_mode mode, enum stats_view view)
+__attribute__((unused)) static struct stats_table *rep(struct tb *t, const char *report,
+                                                       enum stats_level level, const char *id,
+                                                       const char *from, const char *to,
+                                                       enum stats_mode mode, enum stats_view view)
 {
         tb_flush(t);
         char err[256];
@@ -151,8 +152,8 @@ static const struct stats_cell *cellp(const struct stats_table *t, const char *p
         return NULL;
 }
 
-static int64_t cell(const struct stats_table *t, const char *period, const char *group_id,
-                    const char *col)
+__attribute__((unused)) static int64_t cell(const struct stats_table *t, const char *period,
+                                            const char *group_id, const char *col)
 {
         return cellp(t, period, group_id, col)->n;
 }
