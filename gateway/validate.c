@@ -183,18 +183,16 @@ static void check_staff(struct verrs *errs, const xmlNode *hp, const xmlNode *to
 
 static void check_person(struct verrs *errs, const xmlNode *pid, const xmlNode *top, bool strict)
 {
-        char path[160];
-        xmlsafe_path(pid ? pid : top, top, path, sizeof path);
         char root[32] = "", ext[16] = "";
-        if (!pid || !text_fits(xmlsafe_child(pid, NS_TP, "root"), root, sizeof root) ||
-            !text_fits(xmlsafe_child(pid, NS_TP, "extension"), ext, sizeof ext)) {
-                verrs_add(errs, "person-id", path, "%s", personid_err_text(PERSONID_FORMAT));
-                return;
-        }
-        enum personid_err e = personid_check(root, ext, NULL);
+        enum personid_err e = PERSONID_FORMAT;
+        if (pid && text_fits(xmlsafe_child(pid, NS_TP, "root"), root, sizeof root) &&
+            text_fits(xmlsafe_child(pid, NS_TP, "extension"), ext, sizeof ext))
+                e = personid_check(root, ext, NULL);
         explicit_bzero(ext, sizeof ext);
         if (e == PERSONID_OK)
                 return;
+        char path[160]; /* only on failure: paths cost a sibling walk per level */
+        xmlsafe_path(pid ? pid : top, top, path, sizeof path);
         if (e == PERSONID_CHECKSUM && !strict)
                 verrs_warn(errs, "person-id", path, "%s", personid_err_text(e));
         else
@@ -207,22 +205,37 @@ static void check_intyg_id(struct verrs *errs, const xmlNode *ii, const xmlNode 
         char path[160];
         if (!ii)
                 return;
-        xmlsafe_path(ii, top, path, sizeof path);
         const xmlNode *e = xmlsafe_child(ii, NS_TP, "extension");
         const xmlNode *r = xmlsafe_child(ii, NS_TP, "root");
-        if (!e || !text_fits(e, id, sizeof id) || !id[0])
+        bool id_ok = e && text_fits(e, id, sizeof id) && id[0];
+        bool root_ok = r && text_fits(r, root, sizeof root);
+        if (id_ok && root_ok)
+                return;
+        xmlsafe_path(ii, top, path, sizeof path);
+        if (!id_ok)
                 verrs_add(errs, "intyg-id", path,
                           "the certificate id (intygs-id/extension) must be 1 to %d characters",
                           INTYG_ID_MAX);
-        if (!r || !text_fits(r, root, sizeof root))
+        if (!root_ok)
                 verrs_add(errs, "intyg-id", path,
                           "the certificate id root (intygs-id/root) must be at most %d characters",
                           HSA_ID_MAX);
 }
 
-/* The request element as a standalone document, namespaces declared on its root. */
-static int make_payload(xmlNode *req, struct validate_result *out)
+/* The request as a standalone document. A bare request is its own payload, byte for byte
+ * (cheapest, and a signature over it stays intact); an enveloped one is copied out with the
+ * namespaces it uses declared on its root. */
+static int make_payload(xmlNode *req, const char *body, size_t len, struct validate_result *out)
 {
+        if (!out->had_envelope) {
+                out->payload = malloc(len + 1);
+                if (!out->payload)
+                        return -1;
+                memcpy(out->payload, body, len);
+                out->payload[len] = '\0';
+                out->payload_len = len;
+                return 0;
+        }
         xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
         if (!doc)
                 return -1;
@@ -320,7 +333,7 @@ int validate_request(const struct validator *v, const char *body, size_t len,
                 intyg_wipe(&out->intyg);
         } else {
                 out->errs.warnings_only = out->errs.n_warnings > 0;
-                if (make_payload(req, out) != 0) {
+                if (make_payload(req, body, len, out) != 0) {
                         intyg_wipe(&out->intyg);
                         xmlFreeDoc(doc);
                         return fault(out, "internal", "internal: cannot serialise the request");

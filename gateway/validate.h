@@ -50,7 +50,8 @@ struct validate_result {
         char fault_code[32]; /* stable name: xml_doctype, soap_not_envelope, unknown_contract */
         struct intyg intyg;  /* filled when OK (and as far as possible otherwise: id) */
         struct verrs errs;
-        char *payload; /* OK only: the request element as a standalone XML document */
+        char *payload; /* OK only: the request element as a standalone XML document (a bare
+                        * request: the body unchanged; enveloped: copied out, xmlDocDumpMemory) */
         size_t payload_len;
 };
 
