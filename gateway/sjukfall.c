@@ -110,7 +110,8 @@ static int mark_first_cert(const struct sf_fact *f, size_t n, unsigned char *fir
                 return -1;
         for (size_t i = 0; i < n; i++)
                 cp[i] = (struct cert_pos){f[i].cert, i};
-        qsort(cp, n, sizeof *cp, cert_pos_cmp);
+        if (n > 1)
+                qsort(cp, n, sizeof *cp, cert_pos_cmp);
         memset(first, 0, n);
         for (size_t i = 0; i < n; i++)
                 if (i == 0 || cp[i].cert != cp[i - 1].cert)

@@ -381,7 +381,8 @@ static int disclose(struct stats_map *m, int cutoff, enum stats_view view, int32
                 if (e->v[0] < cutoff)
                         e->v[2] = 1;
         }
-        qsort(it, n, sizeof *it, slice_cmp);
+        if (n > 1)
+                qsort(it, n, sizeof *it, slice_cmp);
         for (size_t i = 0; i < n;) {
                 size_t j = i;
                 int64_t sup = 0;

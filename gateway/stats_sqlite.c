@@ -362,7 +362,8 @@ static long load_case_rows(struct sq *q, int64_t case_id, struct sf_row **out)
                 free(v);
                 return -1;
         }
-        qsort(v, n, sizeof *v, row_key_cmp);
+        if (n > 1)
+                qsort(v, n, sizeof *v, row_key_cmp);
         *out = v;
         return (long)n;
 }
@@ -394,7 +395,8 @@ static int rows_apply(struct sq *q, int64_t case_id, int32_t provider, bool had_
                 if (nold < 0)
                         return sqerr(q, err, errlen, "read case rows");
         }
-        qsort(rows, (size_t)n, sizeof *rows, row_key_cmp);
+        if (n > 1)
+                qsort(rows, (size_t)n, sizeof *rows, row_key_cmp);
         long i = 0, j = 0;
         int rc = 0;
         while (rc == 0 && (i < nold || j < n)) {
@@ -538,7 +540,8 @@ static int recompute_key(struct sq *q, int32_t provider, const unsigned char *pa
                 goto done;
         }
         if (fc)
-                qsort(fc, n, sizeof *fc, fc_cmp);
+                if (n > 1)
+                        qsort(fc, n, sizeof *fc, fc_cmp);
         cases = malloc((n ? n : 1) * sizeof *cases);
         new_ids = calloc(n ? n : 1, sizeof *new_ids);
         if (!cases || !new_ids) {
