@@ -24,11 +24,15 @@
 #define FKSIM_MAX_BODY_BYTES    (4 * 1024 * 1024) /* 413 above */
 #define FKSIM_MAX_RECORDS       1000000           /* distinct ids per table */
 #define FKSIM_HANDSHAKE_MS      10000             /* TLS handshake timeout */
-#define FKSIM_IDLE_MS           60000        /* a kept-alive connection may idle (and one read) */
-#define FKSIM_MAX_SLOW_MS       600000       /* --slow-ms ceiling */
-#define FKSIM_REASON_MAX        512          /* bytes of the reject text */
-#define FKSIM_STOP_WAIT_MS      15000        /* connections must end within this at shutdown */
-#define FKSIM_CONN_STACK        (256 * 1024) /* bytes of stack per connection thread */
+#define FKSIM_IDLE_MS           60000         /* a kept-alive connection may idle (and one read) */
+#define FKSIM_MAX_SLOW_MS       600000        /* --slow-ms ceiling */
+#define FKSIM_REASON_MAX        512           /* bytes of the reject text */
+#define FKSIM_LINGER_MS         1000          /* drain time after a refusal */
+#define FKSIM_LINGER_BYTES      (1024 * 1024) /* bytes drained after a refusal */
+#define FKSIM_STOP_WAIT_MS      15000         /* connections must end within this at shutdown */
+#define FKSIM_CONN_STACK        (512 * 1024)  /* bytes of stack per connection thread */
+#define FKSIM_ID_MAX            128           /* intygs-id characters (= INTYG_ID_MAX in gateway) */
+#define FKSIM_CALLER_MAX        64 /* serialNumber characters (= HSA_ID_MAX in gateway) */
 
 /* A growable byte buffer (NUL-terminated for convenience). */
 struct buf {

@@ -120,7 +120,7 @@ int sim_apply_config(struct sim *s, const char *body, size_t len, char *err, siz
                                  FKSIM_REASON_MAX);
                         return -1;
                 }
-                long n;
+                long n = 0;
                 int bad = 0;
                 if (strcmp(key, "down") == 0) {
                         bad = parse_int(val, 0, 1, &n);

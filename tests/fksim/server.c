@@ -26,7 +26,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include "limits.h"
 #include "log.h"
 
 struct conn {
@@ -39,7 +38,9 @@ struct conn {
         bool control;
         bool reset;    /* end with RST (down) */
         bool no_close; /* TLS broken or cut: no close_notify */
-        char caller[HSA_ID_MAX + 1];
+        bool linger;   /* refused: drain what the peer still sends, so our alert or error
+                          answer is not destroyed by an RST */
+        char caller[FKSIM_CALLER_MAX + 1];
 
         /* the request being parsed */
         http_parser parser;
@@ -193,6 +194,23 @@ static void set_timeouts(int fd, int ms)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* Half-close, read and drop what the peer still sends (bounded), then close: the peer
+ * gets our last bytes instead of an RST caused by its own unread request. */
+static void close_lingering(int fd)
+{
+        shutdown(fd, SHUT_WR);
+        set_timeouts(fd, FKSIM_LINGER_MS);
+        char sink[4096];
+        size_t total = 0;
+        while (total < FKSIM_LINGER_BYTES) {
+                ssize_t n = recv(fd, sink, sizeof sink, 0);
+                if (n <= 0)
+                        break;
+                total += (size_t)n;
+        }
+        close(fd);
+}
+
 static void close_rst(int fd)
 {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -343,6 +361,7 @@ static int send_response(struct conn *c, int status, const char *ctype, const st
 
 static int send_plain_error(struct conn *c, int status, const char *msg)
 {
+        c->linger = true;
         struct buf b = {0};
         buf_printf(&b, "%s\n", msg);
         send_response(c, status, "text/plain; charset=utf-8", &b, false, false);
@@ -561,6 +580,8 @@ static void conn_end(struct conn *c)
         }
         if (rst)
                 close_rst(c->fd);
+        else if (c->linger)
+                close_lingering(c->fd);
         else
                 close(c->fd);
         buf_free(&c->url);
@@ -605,6 +626,7 @@ static void *conn_main(void *arg)
                                          errno == EAGAIN ? "timed out" : "closed by peer");
                         ERR_clear_error();
                         c->no_close = true;
+                        c->linger = true;
                         pthread_mutex_lock(&s->mu);
                         s->st.handshake_failures++;
                         pthread_mutex_unlock(&s->mu);

@@ -13,8 +13,6 @@
 #include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 
-#include "limits.h"
-
 #define NS_SOAP11   "http://schemas.xmlsoap.org/soap/envelope/"
 #define NS_REGISTER "urn:riv:clinicalprocess:healthcond:certificate:RegisterCertificateResponder:3"
 #define NS_REVOKE   "urn:riv:clinicalprocess:healthcond:certificate:RevokeCertificateResponder:2"
@@ -135,11 +133,11 @@ int soap_parse(const char *body, size_t len, struct soap_req *out, char *err, si
                 out->op = SIM_OP_REGISTER;
                 xmlNode *ext = child(child(child(op, NS_REGISTER, "intyg"), NS_CORE, "intygs-id"),
                                      NS_TYPES, "extension");
-                text_of(ext, out->id, sizeof out->id, INTYG_ID_MAX, &out->id_too_long);
+                text_of(ext, out->id, sizeof out->id, FKSIM_ID_MAX, &out->id_too_long);
         } else if (is_el(op, NS_REVOKE, "RevokeCertificate")) {
                 out->op = SIM_OP_REVOKE;
                 xmlNode *ext = child(child(op, NS_REVOKE, "intygs-id"), NS_TYPES, "extension");
-                text_of(ext, out->id, sizeof out->id, INTYG_ID_MAX, &out->id_too_long);
+                text_of(ext, out->id, sizeof out->id, FKSIM_ID_MAX, &out->id_too_long);
         } else {
                 snprintf(err, errlen, "no RegisterCertificate v3 or RevokeCertificate v2 in Body");
                 goto out;
