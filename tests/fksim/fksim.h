@@ -113,6 +113,8 @@ struct sim {
         struct records received; /* RegisterCertificate ids accepted (OK, INFO, cut) */
         struct records revoked;  /* RevokeCertificate ids accepted */
         struct records attempts; /* every Register/Revoke id seen, whatever the answer */
+        struct records callers;  /* client certificate serialNumber of every SOAP request */
+        struct records logical_addresses; /* SOAP header LogicalAddress of every request */
         struct sim_stats st;
         struct conn *conns; /* live connections, for stop and down */
         int active;
@@ -136,8 +138,8 @@ struct sim {
 /** Bind host:port (loopback only); returns the fd or -1 with err. */
 int sim_listen(const char *hostport, int *port_out, char *err, size_t errlen);
 /** Build the server TLS context (client certificate required, verified against ca). */
-SSL_CTX *sim_tls_ctx_new(const char *cert, const char *key, const char *ca, char *err,
-                         size_t errlen);
+SSL_CTX *sim_tls_ctx_new(const char *cert, const char *key, const char *ca, const char *crl,
+                         char *err, size_t errlen);
 int sim_start(struct sim *s, char *err, size_t errlen);
 /** Stop accepting, end every connection, wait for them; 0 ok, -1 if some did not end. */
 int sim_stop(struct sim *s);

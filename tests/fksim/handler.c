@@ -1,7 +1,8 @@
 /*
  * handler.c - what the simulator answers: RegisterCertificate / RevokeCertificate (OK, INFO
  * on a repeat, or the simulated failure drawn from the configured rates) and the /_sim/
- * control endpoints (config, received, revoked, attempts, stats, reset).
+ * control endpoints (config, received, revoked, attempts, callers, logical-addresses, stats,
+ * reset).
  * Runs on connection threads; takes sim->mu for every read or write of shared state.
  */
 #include "fksim.h"
@@ -231,6 +232,10 @@ static void handle_control(struct sim *s, const struct sim_request *rq, struct s
                 table = &s->revoked;
         else if (strcmp(p, "attempts") == 0)
                 table = &s->attempts;
+        else if (strcmp(p, "callers") == 0)
+                table = &s->callers;
+        else if (strcmp(p, "logical-addresses") == 0)
+                table = &s->logical_addresses;
         if (table) {
                 if (!get)
                         plain(rs, 405, "use GET");
@@ -252,6 +257,8 @@ static void handle_control(struct sim *s, const struct sim_request *rq, struct s
                         records_clear(&s->received);
                         records_clear(&s->revoked);
                         records_clear(&s->attempts);
+                        records_clear(&s->callers);
+                        records_clear(&s->logical_addresses);
                         memset(&s->st, 0, sizeof s->st);
                         s->rng = s->seed;
                         buf_puts(&rs->body, "{\"reset\":true}\n");
@@ -321,6 +328,8 @@ static void soap_answer(struct sim *s, const struct sim_request *rq, struct sim_
                 s->st.revoke_requests++;
         if (sr.id[0])
                 records_add(&s->attempts, sr.id);
+        records_add(&s->callers, rq->caller[0] ? rq->caller : "-");
+        records_add(&s->logical_addresses, sr.logical_address[0] ? sr.logical_address : "(none)");
         if (draw(s, s->b.fail_500_rate)) {
                 s->st.http_500++;
                 pthread_mutex_unlock(&s->mu);

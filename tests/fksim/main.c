@@ -25,6 +25,7 @@ static void usage(FILE *f)
                 "usage: fk-sim --cert FILE --key FILE --ca FILE [options]\n"
                 "  --listen HOST:PORT     mutual-TLS listener, loopback only (127.0.0.1:9443;\n"
                 "                         port 0 = any)\n"
+                "  --crl FILE             also check client certificates against this CRL\n"
                 "  --control HOST:PORT    plain-HTTP control listener for /_sim/ (loopback)\n"
                 "  --port-file F          write the bound TLS port to F\n"
                 "  --control-port-file F  write the bound control port to F\n"
@@ -40,7 +41,8 @@ static void usage(FILE *f)
                 "  --seed N               seed of the deterministic random draws (default 1)\n"
                 "  --max-conns N          live connections (default %d, max %d)\n"
                 "  --log-level L          debug|info|warn|error (default info)\n"
-                "Control (both listeners): GET /_sim/received|revoked|attempts|stats|config,\n"
+                "Control (both listeners): GET /_sim/received|revoked|attempts|callers|\n"
+                "logical-addresses|stats|config,\n"
                 "POST /_sim/config (form: down=1&slow_ms=0&fail_500_rate=0.5&...), POST "
                 "/_sim/reset\n",
                 FKSIM_MAX_SLOW_MS, FKSIM_MAX_CONNS_DEFAULT, FKSIM_MAX_CONNS_LIMIT);
@@ -95,6 +97,7 @@ enum {
         OPT_CERT,
         OPT_KEY,
         OPT_CA,
+        OPT_CRL,
         OPT_CONTROL,
         OPT_PORT_FILE,
         OPT_CONTROL_PORT_FILE,
@@ -118,6 +121,7 @@ static const struct option long_opts[] = {
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
     {"ca", required_argument, NULL, OPT_CA},
+    {"crl", required_argument, NULL, OPT_CRL},
     {"control", required_argument, NULL, OPT_CONTROL},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
     {"control-port-file", required_argument, NULL, OPT_CONTROL_PORT_FILE},
@@ -138,7 +142,7 @@ static const struct option long_opts[] = {
 };
 
 struct args {
-        const char *listen, *cert, *key, *ca, *control;
+        const char *listen, *cert, *key, *ca, *crl, *control;
         const char *port_file, *control_port_file, *ready_file;
 };
 
@@ -159,6 +163,9 @@ static int parse_args(int argc, char **argv, struct args *a, struct sim *s)
                         break;
                 case OPT_CA:
                         a->ca = optarg;
+                        break;
+                case OPT_CRL:
+                        a->crl = optarg;
                         break;
                 case OPT_CONTROL:
                         a->control = optarg;
@@ -265,6 +272,8 @@ static int sim_init(struct sim *s)
         records_init(&s->received);
         records_init(&s->revoked);
         records_init(&s->attempts);
+        records_init(&s->callers);
+        records_init(&s->logical_addresses);
         s->seed = s->rng = 1;
         s->max_conns = FKSIM_MAX_CONNS_DEFAULT;
         s->listen_fd = s->control_fd = -1;
@@ -277,6 +286,8 @@ static void sim_free(struct sim *s)
         records_clear(&s->received);
         records_clear(&s->revoked);
         records_clear(&s->attempts);
+        records_clear(&s->callers);
+        records_clear(&s->logical_addresses);
         SSL_CTX_free(s->ctx);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
@@ -311,7 +322,7 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         xmlInitParser();
 
-        sim.ctx = sim_tls_ctx_new(a.cert, a.key, a.ca, err, sizeof err);
+        sim.ctx = sim_tls_ctx_new(a.cert, a.key, a.ca, a.crl, err, sizeof err);
         if (!sim.ctx) {
                 LOGE("fksim_start_failed", "reason", err);
                 goto out;

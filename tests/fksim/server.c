@@ -144,8 +144,8 @@ static void ssl_err_string(char *err, size_t errlen, const char *what)
         ERR_clear_error();
 }
 
-SSL_CTX *sim_tls_ctx_new(const char *cert, const char *key, const char *ca, char *err,
-                         size_t errlen)
+SSL_CTX *sim_tls_ctx_new(const char *cert, const char *key, const char *ca, const char *crl,
+                         char *err, size_t errlen)
 {
         SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
         if (!ctx) {
@@ -177,6 +177,15 @@ SSL_CTX *sim_tls_ctx_new(const char *cert, const char *key, const char *ca, char
                 goto fail;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
+        if (crl) {
+                X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+                X509_LOOKUP *lk = X509_STORE_add_lookup(st, X509_LOOKUP_file());
+                if (!lk || X509_load_crl_file(lk, crl, X509_FILETYPE_PEM) <= 0) {
+                        ssl_err_string(err, errlen, crl);
+                        goto fail;
+                }
+                X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+        }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
         return ctx;
@@ -618,12 +627,18 @@ static void *conn_main(void *arg)
                 ERR_clear_error();
                 int r = SSL_accept(c->ssl);
                 if (r != 1) {
+                        int saved_errno = errno;
                         int e = SSL_get_error(c->ssl, r);
-                        if (e == SSL_ERROR_SSL)
+                        long vr = SSL_get_verify_result(c->ssl);
+                        if (e == SSL_ERROR_SSL && vr != X509_V_OK) {
+                                snprintf(reason, sizeof reason, "client certificate: %s",
+                                         X509_verify_cert_error_string(vr));
+                                ERR_clear_error();
+                        } else if (e == SSL_ERROR_SSL) {
                                 ssl_err_string(reason, sizeof reason, "handshake");
-                        else
+                        } else
                                 snprintf(reason, sizeof reason, "handshake: connection %s",
-                                         errno == EAGAIN ? "timed out" : "closed by peer");
+                                         saved_errno == EAGAIN ? "timed out" : "closed by peer");
                         ERR_clear_error();
                         c->no_close = true;
                         c->linger = true;

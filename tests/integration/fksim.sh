@@ -37,7 +37,8 @@ expect_has() { # what haystack needle
 PKI="$T/pki"
 bash "$SRC/certs/make-pki.sh" "$PKI" >/dev/null || { echo "FAIL: make-pki.sh" >&2; exit 1; }
 
-"$SIM" --cert "$PKI/fk.crt" --key "$PKI/fk.key" --ca "$PKI/ca.crt" --listen 127.0.0.1:0 \
+"$SIM" --cert "$PKI/fk.crt" --key "$PKI/fk.key" --ca "$PKI/ca.crt" --crl "$PKI/crl.pem" \
+        --listen 127.0.0.1:0 \
         --control 127.0.0.1:0 --port-file "$T/port" --control-port-file "$T/cport" \
         --ready-file "$T/ready" --seed 7 2>"$T/sim.log" &
 PID=$!
@@ -163,6 +164,10 @@ expect_eq "no client cert status" "$(tail -1 <<<"$r")" 000
 r=$(curl -sS --max-time 10 --cert "$PKI/foreign.crt" --key "$PKI/foreign.key" \
         --cacert "$PKI/ca.crt" --data-binary @"$T/reg.xml" -w '\n%{http_code}' "$URL" 2>&1)
 expect_eq "foreign cert status" "$(tail -1 <<<"$r")" 000
+r=$(curl -sS --max-time 10 --cert "$PKI/revoked.crt" --key "$PKI/revoked.key" \
+        --cacert "$PKI/ca.crt" --data-binary @"$T/reg.xml" -w '\n%{http_code}' "$URL" 2>&1)
+expect_eq "revoked cert status (--crl)" "$(tail -1 <<<"$r")" 000
+grep -q "certificate revoked" "$T/sim.log" || fail "revoked: reason not logged"
 # the simulator's own certificate is checked by curl against our CA: the foreign CA fails
 r=$(curl -sS --max-time 10 "${TLS[@]/$PKI\/ca.crt/$PKI/foreign-ca.crt}" --data-binary @"$T/reg.xml" \
         -w '\n%{http_code}' "$URL" 2>&1)
@@ -185,6 +190,9 @@ r=$(ctl -X POST --data 'technical_rate=2' -w '\n%{http_code}' "$CTL/config")
 expect_eq "rate out of range" "$(tail -1 <<<"$r")" 400
 r=$(ctl -w '\n%{http_code}' "http://127.0.0.1:$C/clinicalprocess/x")
 expect_eq "control listener serves /_sim/ only" "$(tail -1 <<<"$r")" 404
+
+expect_has "callers" "$(ctl "$CTL/callers")" '"SE2321000016-7P3K":'
+expect_has "logical addresses" "$(ctl "$CTL/logical-addresses")" '"2021005521":'
 
 # 9. stats and reset
 st=$(ctl "$CTL/stats")

@@ -294,6 +294,10 @@ Test(fksim, register_ok_then_info_and_counted)
         cr_assert_str_eq(json, "{\"fksim-a\":2,\"fksim-b\":1}");
         get_json("/_sim/revoked", json, sizeof json);
         cr_assert_str_eq(json, "{}");
+        get_json("/_sim/callers", json, sizeof json);
+        cr_assert_str_eq(json, "{\"SE2321000016-7P3K\":3}");
+        get_json("/_sim/logical-addresses", json, sizeof json);
+        cr_assert_str_eq(json, "{\"2021005521\":3}");
         cr_assert_eq(sim_stop(), 0, "fk-sim did not exit 0 on SIGTERM");
 }
 
@@ -650,4 +654,30 @@ Test(fksim_flags, down_flag_at_start_refuses_until_control_says_up, .init = setu
         cr_assert_eq(r.status, 200);
         http_response_clear(&r);
         cr_assert_eq(sim_stop(), 0);
+}
+
+static void setup_crl(void)
+{
+        static char crl[512];
+        pki_paths();
+        cr_assert_eq(test_pki_path(crl, sizeof crl, "crl.pem"), 0);
+        const char *const extra[] = {"--crl", crl, NULL};
+        sim_start(extra);
+}
+
+Test(fksim_flags, crl_refuses_revoked_client, .init = setup_crl, .fini = teardown)
+{
+        char rcrt[512], rkey[512];
+        cr_assert_eq(test_pki_path(rcrt, sizeof rcrt, "revoked.crt"), 0);
+        cr_assert_eq(test_pki_path(rkey, sizeof rkey, "revoked.key"), 0);
+        struct tls_client_opts o = {.ca = ca, .cert = rcrt, .key = rkey, .confirm_ms = 3000};
+        struct tlsc *c = NULL;
+        char err[256];
+        cr_assert_eq(tlsc_connect(&c, "127.0.0.1", sim.port, &o, err, sizeof err), -1);
+        cr_assert_not_null(strstr(err, "certificate revoked"), "%s", err);
+        /* a good certificate still passes the CRL check */
+        struct http_response r;
+        cr_assert_eq(post_register("crl-ok", &r, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(r.status, 200);
+        http_response_clear(&r);
 }
