@@ -156,8 +156,7 @@ static void page_readyz(struct conn *c, struct http_req *req)
 {
         (void)req;
         struct server *srv = c->srv;
-        bool outbox_ok =
-            srv->outbox && srv->outbox != (struct outbox *)-1 && outbox_healthy(srv->outbox);
+        bool outbox_ok = srv->outbox && !srv->outbox_closing && outbox_healthy(srv->outbox);
         bool ready = srv->caller.open && srv->cfg && outbox_ok && !srv->draining;
         struct jbuf b = {0};
         jbuf_printf(&b,

@@ -134,6 +134,9 @@ void conn_write(struct conn *c, const void *data, size_t len)
         }
         const char *p = data;
         while (len > 0) {
+                /* The error queue is per thread and shared with curl's TLS on this loop:
+                 * clear it, or SSL_get_error() reports someone else's failure. */
+                ERR_clear_error();
                 int n = SSL_write(c->ssl, p, (int)(len > 1 << 30 ? 1 << 30 : len));
                 if (n <= 0) {
                         ERR_clear_error();
@@ -260,6 +263,7 @@ static void tls_input(struct conn *c, const char *data, size_t len)
                 return;
         }
         if (!c->handshake_done) {
+                ERR_clear_error();
                 int rc = SSL_do_handshake(c->ssl);
                 flush_tls(c);
                 if (rc != 1) {
@@ -283,6 +287,7 @@ static void tls_input(struct conn *c, const char *data, size_t len)
         }
         char buf[16384];
         for (;;) {
+                ERR_clear_error();
                 int n = SSL_read(c->ssl, buf, sizeof buf);
                 if (n > 0) {
                         if (!append_pending(c, buf, (size_t)n)) {

@@ -319,6 +319,7 @@ static void on_outbox_closed(void *arg)
         struct server *srv = arg;
         srv->outbox = NULL;
         LOGI("stopped", "#exit_code", (long long)srv->exit_code);
+        maybe_finish(srv);
 }
 
 static void on_forwarder_closed(void *arg)
@@ -339,14 +340,16 @@ static void maybe_finish(struct server *srv)
                 return;
         }
         if (srv->outbox) {
-                struct outbox *ob = srv->outbox;
-                srv->outbox = (struct outbox *)-1; /* closing */
-                outbox_close(ob, on_outbox_closed, srv);
+                if (!srv->outbox_closing) {
+                        srv->outbox_closing = true;
+                        outbox_close(srv->outbox, on_outbox_closed, srv);
+                }
                 return;
         }
-        if (srv->outbox == (struct outbox *)-1)
+        if (srv->finished)
                 return;
         /* Nothing left: close loop handles. */
+        srv->finished = true;
         uv_close((uv_handle_t *)&srv->tick, NULL);
         uv_close((uv_handle_t *)&srv->sig_term, NULL);
         uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -522,7 +525,7 @@ void server_abort(struct server *srv)
                 forwarder_close(srv->forwarder, NULL, NULL);
                 srv->forwarder = NULL;
         }
-        if (srv->outbox && srv->outbox != (struct outbox *)-1)
+        if (srv->outbox && !srv->outbox_closing)
                 outbox_close(srv->outbox, on_abort_outbox_closed, srv);
         srv->outbox = NULL;
         if (srv->loop)

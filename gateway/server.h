@@ -82,6 +82,8 @@ struct server {
         int64_t started_ms;
         int jobs_in_flight;
         bool draining;
+        bool finished;       /* every handle closed: the loop ends */
+        bool outbox_closing; /* outbox_close called; srv->outbox is NULL once closed */
         bool ready;
         int exit_code;
         char node_id[64];

@@ -148,13 +148,14 @@ send_ok() {
         SENT+=("$id")
         n=$((n + 1))
 }
-send_ok region-a SE2321000016-A111 SE2321000016-0001 2026-10-01 2026-10-20 S47
-send_ok region-a SE2321000016-A221 SE2321000016-0001 2026-10-05 2026-11-02 F32
-send_ok region-a SE2321000016-A130 SE2321000016-0001 2026-09-14 2026-09-30 M54
-send_ok region-b SE2321000131-B111 SE2321000131-0001 2026-10-10 2026-10-31 J06
-send_ok region-b SE2321000131-B121 SE2321000131-0001 2026-08-01 2026-11-15 F43
-send_ok region-c SE2321000032-C111 SE2321000032-0001 2026-10-12 2026-10-26 S82
-send_ok region-c SE2321000032-C121 SE2321000032-0001 2026-07-01 2026-10-30 M51
+send_ok region-a SE2321000016-A111 SE2321000016-0001 2026-10-01 2026-10-20 S47   # ward: level
+send_ok region-a SE2321000016-A130 SE2321000016-0001 2026-10-05 2026-11-02 F321  # mapping
+send_ok region-a SE2321000016-A140 SE2321000016-0001 2026-09-14 2026-09-30 M54   # coarser
+send_ok region-a SE2321000016-A910 SE2321000016-0001 2026-09-01 2026-09-20 J06   # unresolved
+send_ok region-b SE2321000131-B111 SE2321000131-0001 2026-10-10 2026-10-31 J06   # level
+send_ok region-b SE2321000131-B310 SE2321000131-0001 2026-08-01 2026-11-15 F438  # coarser
+send_ok region-c SE2321000032-C111 SE2321000032-0001 2026-10-12 2026-10-26 S82   # level
+send_ok region-c SE2321000032-C230 SE2321000032-0001 2026-07-01 2026-10-30 M51   # mapping
 
 echo
 echo "== the same certificate again (idempotent: INFO, stored and sent once)"
@@ -200,7 +201,7 @@ echo "== gateway status (intygsgw status)"
 
 echo
 echo "== how units were tagged (intygsgw hsa lookup)"
-for u in SE2321000016-A111 SE2321000016-A130 SE2321000131-B121 SE2321000032-C111; do
+for u in SE2321000016-A111 SE2321000016-A130 SE2321000016-A140 SE2321000016-A910; do
         "$BIN/intygsgw" hsa lookup -c "$D/intygsgw.ini" "$u" | head -3 | sed 's/^/   /'
 done
 

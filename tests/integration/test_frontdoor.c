@@ -276,7 +276,8 @@ Test(frontdoor, slowloris_and_idle_closed_others_served)
         const char *ov[] = {"server.header_timeout_ms=300", "server.idle_timeout_ms=500", NULL};
         start(ov);
         struct tlsc *slow = connect_as("region-a");
-        cr_assert_eq(tlsc_send(slow, "GET /x HTTP/1.1\r\nHost: x\r\n", 27), 0);
+        const char partial[] = "GET /x HTTP/1.1\r\nHost: x\r\n";
+        cr_assert_eq(tlsc_send(slow, partial, sizeof partial - 1), 0);
         /* Meanwhile another caller is served at once. */
         struct tlsc *c = connect_as("region-b");
         struct http_response r = {0};
