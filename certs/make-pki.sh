@@ -69,7 +69,7 @@ crl_fresh() {
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-exec 9>"$OUT/.make-pki.lock"
+exec 9>>"$OUT/.make-pki.lock"
 flock 9
 umask 077
 

@@ -340,6 +340,7 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
+        bool down_at_start = sim.b.down; /* read before the threads start */
         if (sim_start(&sim, err, sizeof err) < 0) {
                 LOGE("fksim_start_failed", "reason", err);
                 goto out;
@@ -363,7 +364,7 @@ int main(int argc, char **argv)
                 goto stop;
         }
         LOGI("fksim_listening", "#port", (long long)port, "#control_port", (long long)cport, "down",
-             sim.b.down ? "1" : "0");
+             down_at_start ? "1" : "0");
 
         int sig = 0;
         while (sigwait(&set, &sig) != 0)
