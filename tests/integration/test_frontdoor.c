@@ -55,6 +55,18 @@ static void stop(void)
         gw_cleanup(&gw);
 }
 
+/* Whatever happens in a test, no gateway outlives it. */
+static void fini(void)
+{
+        if (gw.pid > 0)
+                gw_kill(&gw);
+        if (gw.dir[0])
+                gw_cleanup(&gw);
+        memset(&gw, 0, sizeof gw);
+}
+
+TestSuite(frontdoor, .fini = fini);
+
 static struct tlsc *connect_as(const char *who)
 {
         struct tls_client_opts o;

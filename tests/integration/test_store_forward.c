@@ -138,6 +138,21 @@ static void start_both(const char *const *fkflags, const char *const *overrides)
         cr_assert_eq(gw_start(&gw, &fk, overrides), 0, "gateway did not start (log %s)", gw.log);
 }
 
+/* Whatever happens in a test, no process outlives it. */
+static void fini(void)
+{
+        if (gw.pid > 0)
+                gw_kill(&gw);
+        if (gw.dir[0])
+                gw_cleanup(&gw);
+        memset(&gw, 0, sizeof gw);
+        if (fk.pid > 0)
+                fksim_stop(&fk);
+        memset(&fk, 0, sizeof fk);
+}
+
+TestSuite(store_forward, .fini = fini);
+
 static void stop_both(void)
 {
         int rc = gw_stop(&gw);

@@ -479,4 +479,5 @@ void gw_cleanup(struct gw *g)
                 if (system(cmd) != 0)
                         fprintf(stderr, "cannot remove %s\n", g->dir);
         }
+        g->dir[0] = '\0';
 }
