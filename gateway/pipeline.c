@@ -143,9 +143,12 @@ static void job_work(uv_work_t *w)
         j->validate_s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 }
 
+/* Rule families for the rejections metric: FK7804 content rules (upstream pattern ids, and
+ * our "intyg", "type" and "version"), schema, XML safety, identifiers. */
 static const char *rule_family(const char *rule)
 {
-        if (rule[0] == 'q' && rule[1] >= '0' && rule[1] <= '9')
+        if ((rule[0] == 'q' && rule[1] >= '0' && rule[1] <= '9') || !strcmp(rule, "intyg") ||
+            !strcmp(rule, "type") || !strcmp(rule, "version"))
                 return "fk7804";
         if (!strncmp(rule, "xsd", 3))
                 return "xsd";
@@ -153,6 +156,8 @@ static const char *rule_family(const char *rule)
                 return "xml";
         if (!strncmp(rule, "person", 6))
                 return "person_id";
+        if (!strcmp(rule, "hsa-id") || !strcmp(rule, "intyg-id"))
+                return "identifier";
         return "other";
 }
 

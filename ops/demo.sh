@@ -123,9 +123,11 @@ code = re.search(r"<[^>]*resultCode>([^<]*)<", t)
 text = re.search(r"<[^>]*resultText>([^<]*)<", t)
 fault = re.search(r"<faultstring>([^<]*)<", t)
 if fault:
-    print("SOAP Fault:", fault.group(1)[:300])
+    import html
+    print("SOAP Fault:", html.unescape(fault.group(1))[:300])
 else:
-    print((code.group(1) if code else "?") + ((": " + text.group(1)[:300]) if text else ""))
+    import html
+print((code.group(1) if code else "?") + ((": " + html.unescape(text.group(1))[:400]) if text else ""))
 PY
 }
 
@@ -202,7 +204,9 @@ echo "== gateway status (intygsgw status)"
 echo
 echo "== how units were tagged (intygsgw hsa lookup)"
 for u in SE2321000016-A111 SE2321000016-A130 SE2321000016-A140 SE2321000016-A910; do
-        "$BIN/intygsgw" hsa lookup -c "$D/intygsgw.ini" "$u" | head -3 | sed 's/^/   /'
+        "$BIN/intygsgw" hsa lookup -c "$D/intygsgw.ini" "$u" |
+                grep -E '^(unit|follow-up|resolution) ' | sed 's/^/   /'
+        echo
 done
 
 echo
@@ -216,11 +220,18 @@ curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
         sed 's/^/   /'
 
 echo
-echo "== follow-up statistics: sick-leave cases per month, country (no cut-off applied to"
-echo "   the demo's own figures is NOT done: cells under 5 are shown as suppressed)"
+echo "== follow-up statistics (no personnummer stored: HMAC pseudonyms; cells below the"
+echo "   cut-off of 5 are shown as suppressed, never as 0)"
 sleep 0.5
-"$BIN/intygsgw" stats report -c "$D/intygsgw.ini" --report cases-per-month --level country \
-        --from 2026-07 --to 2026-11 --as-of 2026-11-23 | sed 's/^/   /' || true
+for r in sjukfall lan vardenhet; do
+        "$BIN/intygsgw" stats report -c "$D/intygsgw.ini" --report "$r" --level country \
+                --from 2026-07 --to 2026-11 --as-of 2026-11-23 | sed 's/^/   /'
+        echo
+done
+echo "   (a region's own view, no cut-off inside its own care provider:)"
+"$BIN/intygsgw" stats report -c "$D/intygsgw.ini" --report sjukfall --level provider \
+        --id SE2321000016-0001 --viewer SE2321000016-0001 --from 2026-07 --to 2026-11 \
+        --as-of 2026-11-23 | sed 's/^/   /'
 
 echo
 echo "== dashboard: http://127.0.0.1:$ADMIN_PORT/  (while the demo runs)"
