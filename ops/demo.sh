@@ -61,7 +61,7 @@ tls_crl = pki/crl.pem
 workers = 2
 [admin]
 listen = 127.0.0.1:0
-dashboard_dir = $ROOT/ops/dashboard
+dashboard_dir = $ROOT/build/dashboard
 [validation]
 schema_dir = $ROOT/schemas
 person_id_check = strict

@@ -388,7 +388,7 @@ int gw_start(struct gw *g, const struct fksim *fk, const char *const *overrides)
         set_kv(kvs, &n, "server", "tls_crl", v);
         set_kv(kvs, &n, "server", "workers", "2");
         set_kv(kvs, &n, "admin", "listen", "127.0.0.1:0");
-        snprintf(v, sizeof v, "%s/ops/dashboard", src);
+        snprintf(v, sizeof v, "%s/../dashboard", INTYGSGW_BIN_DIR);
         set_kv(kvs, &n, "admin", "dashboard_dir", v);
         snprintf(v, sizeof v, "%s/schemas", src);
         set_kv(kvs, &n, "validation", "schema_dir", v);
