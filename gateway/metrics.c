@@ -86,14 +86,20 @@ double histogram_quantile(const struct histogram *h, double q)
 {
         if (h->n == 0)
                 return 0;
-        uint64_t want = (uint64_t)(q * (double)h->n + 0.5);
-        if (want == 0)
-                want = 1;
+        /* Linear interpolation inside the bucket that holds the q-th observation. */
+        double want = q * (double)h->n;
         uint64_t acc = 0;
         for (size_t i = 0; i <= HIST_BUCKETS; i++) {
+                if (h->counts[i] == 0)
+                        continue;
+                if ((double)(acc + h->counts[i]) >= want) {
+                        if (i == HIST_BUCKETS)
+                                return bounds[HIST_BUCKETS - 1];
+                        double lo = i ? bounds[i - 1] : 0, hi = bounds[i];
+                        double frac = (want - (double)acc) / (double)h->counts[i];
+                        return lo + (hi - lo) * (frac < 0 ? 0 : frac > 1 ? 1 : frac);
+                }
                 acc += h->counts[i];
-                if (acc >= want)
-                        return i < HIST_BUCKETS ? bounds[i] : bounds[HIST_BUCKETS - 1];
         }
         return bounds[HIST_BUCKETS - 1];
 }
