@@ -731,8 +731,32 @@ static const struct route routes[] = {
     {"/", false, HTTP_GET, page_static},
 };
 
+/* On a mutual-TLS admin listener only the configured admin identities get in. */
+static bool admin_allowed(const struct conn *c)
+{
+        if (!c->ssl)
+                return true; /* plain HTTP: loopback by configuration */
+        const char *list = c->srv->cfg->admin_ids;
+        size_t idl = strlen(c->admin_id);
+        for (const char *p = list; p && *p;) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                size_t n = strcspn(p, ", ");
+                if (n == idl && idl && !strncmp(p, c->admin_id, n))
+                        return true;
+                p += n;
+        }
+        return false;
+}
+
 void admin_on_request(struct conn *c, struct http_req *req)
 {
+        if (!admin_allowed(c)) {
+                LOGW("admin_refused", "#conn", (long long)c->id, "admin", c->admin_id, "path",
+                     req->path);
+                send_error(c, 403, "this certificate is not an administrator's ([admin] admins)");
+                return;
+        }
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
                 const struct route *r = &routes[i];
                 bool match = r->prefix ? !strncmp(req->path, r->path, strlen(r->path))

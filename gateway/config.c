@@ -86,6 +86,9 @@ static const struct key keys[] = {
      "key of the admin listener's certificate"},
     {"admin", "tls_ca", K_PATH, O(admin_tls_ca), 0, 0, NULL, false, false,
      "CA that signs administrators' client certificates"},
+    {"admin", "admins", K_STR, O(admin_ids), 0, 0, NULL, true, false,
+     "HSA-ids (comma-separated) of the admin certificates allowed on a mutual-TLS admin "
+     "listener"},
     {"admin", "audit_log", K_STR, O(admin_audit_log), 0, 0, NULL, false, false,
      "file that records every replay and discard with the admin's identity"},
     {"admin", "dashboard_dir", K_STR, O(dashboard_dir), 0, 0, NULL, false, false,
@@ -426,6 +429,9 @@ struct config *config_load(const char *path, bool check_files, FILE *errs, int *
                         cfg_err(&st, k->section, k->name, "required");
         }
         bool admin_tls = st.cfg->admin_tls_cert || st.cfg->admin_tls_key || st.cfg->admin_tls_ca;
+        if (admin_tls && !st.cfg->admin_ids)
+                cfg_err(&st, "admin", "admins",
+                        "required with mutual TLS on the admin listener (who may administer)");
         if (admin_tls && !(st.cfg->admin_tls_cert && st.cfg->admin_tls_key && st.cfg->admin_tls_ca))
                 cfg_err(&st, "admin", "tls_cert",
                         "tls_cert, tls_key and tls_ca go together (mutual TLS on the admin "

@@ -43,6 +43,7 @@ struct config {
         char *admin_tls_key;
         char *admin_tls_ca;
         char *admin_audit_log;
+        char *admin_ids;     /* comma-separated HSA-ids allowed on a mutual-TLS admin listener */
         char *dashboard_dir; /* static files of the dashboard */
 
         /* [validation] */

@@ -138,8 +138,9 @@ static int wait_port_file(pid_t pid, const char *file, int *a, int *b)
                 if (read_ports(file, a, b) == 0)
                         return 0;
                 int st;
-                if (waitpid(pid, &st, WNOHANG) == pid)
-                        return -1; /* died */
+                pid_t w = waitpid(pid, &st, WNOHANG);
+                if (w == pid || (w < 0 && errno == ECHILD))
+                        return -1; /* died (or already reaped) */
                 sleep_ms(20);
         }
         return -1;
