@@ -120,7 +120,14 @@ int stats_http_report(struct stats *s, const char *name, const char *query, char
         if (qget(query, "side_by_side", 0, v, sizeof v))
                 q.side_by_side = !strcmp(v, "1") || !strcmp(v, "true");
         qget(query, "format", 0, format, sizeof format);
+        /* Public by default: the cut-off applies to every care provider. viewer=HSA-ID lifts
+         * it inside that care provider only (its own figures). */
+        char viewer[HSA_ID_MAX + 1] = "";
         q.view = STATS_VIEW_PUBLIC;
+        if (qget(query, "viewer", 0, viewer, sizeof viewer) && viewer[0]) {
+                q.view = STATS_VIEW_PROVIDER;
+                q.viewer_provider = viewer;
+        }
         if (strcmp(format, "csv") != 0)
                 return stats_report_json(s, &q, out, len, err, errlen) == 0 ? 0 : -1;
         struct stats_store *st = stats_report_open(stats_path(s), err, errlen);

@@ -145,7 +145,7 @@ int main(int argc, char **argv)
                 while (made < ncerts) {
                         /* one sick-leave case: 1..6 certificates, 7..60 days, 0..8 day gaps */
                         long p = patient++;
-                        char pnr[13];
+                        char pnr[32]; /* 12 digits; room for what the compiler cannot rule out */
                         snprintf(pnr, sizeof pnr, "%04ld%02ld%02ld%03ld%ld", 1950 + p % 50,
                                  1 + (p / 50) % 12, 1 + (p / 600) % 28, (p / 16800) % 1000,
                                  (long)(rnd() % 10));
