@@ -86,7 +86,10 @@ static void make_pnr(char out[13])
 {
         for (;;) {
                 int y = 1940 + (int)rnd(65), m = 1 + (int)rnd(12), d = 1 + (int)rnd(28);
-                snprintf(out, 13, "%04d%02d%02d%03u0", y, m, d, rnd(1000));
+                char buf[48]; /* 12 digits; the compiler cannot see the ranges */
+                snprintf(buf, sizeof buf, "%04d%02d%02d%03u0", y, m, d, rnd(1000));
+                memcpy(out, buf, 12);
+                out[12] = '\0';
                 out[11] = (char)('0' + personid_luhn(out + 2));
                 if (personid_check(PERSONID_ROOT_PNR, out, NULL) == PERSONID_OK)
                         return;
