@@ -172,6 +172,52 @@ static void check_exposition(const char *m)
         cr_assert_gt(samples, 50);
 }
 
+/* ops/METRICS.md documents every family /metrics has, and ops/alerts.yml and
+ * ops/prometheus.yml use no metric name that /metrics lacks. */
+static void check_docs_match(const char *m)
+{
+        char *doc = test_read_file(INTYGSGW_SOURCE_DIR "/ops/METRICS.md", NULL);
+        cr_assert_not_null(doc, "ops/METRICS.md is missing");
+        int families = 0;
+        for (const char *p = strstr(m, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+                char name[128], want[140];
+                cr_assert_eq(sscanf(p, "# TYPE %127s", name), 1);
+                snprintf(want, sizeof want, "| `%s` |", name);
+                cr_assert_not_null(strstr(doc, want), "%s is not in ops/METRICS.md", name);
+                families++;
+        }
+        cr_assert_gt(families, 30);
+        free(doc);
+        static const char *const files[] = {"/ops/alerts.yml", "/ops/prometheus.yml"};
+        for (size_t f = 0; f < 2; f++) {
+                char path[512];
+                snprintf(path, sizeof path, "%s%s", INTYGSGW_SOURCE_DIR, files[f]);
+                char *y = test_read_file(path, NULL);
+                cr_assert_not_null(y, "%s is missing", path);
+                int used = 0;
+                for (const char *p = strstr(y, "intygsgw_"); p; p = strstr(p + 1, "intygsgw_")) {
+                        if (p > y && (p[-1] == ':' || p[-1] == '_' || p[-1] == '-'))
+                                continue; /* a recording rule's own name */
+                        char name[128], want[140];
+                        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+                        snprintf(name, sizeof name, "%.*s", (int)n, p);
+                        static const char *const suf[] = {"_bucket", "_sum", "_count"};
+                        for (size_t k = 0; k < 3; k++) {
+                                size_t nl = strlen(name), sl = strlen(suf[k]);
+                                if (nl > sl && !strcmp(name + nl - sl, suf[k]))
+                                        name[nl - sl] = '\0';
+                        }
+                        snprintf(want, sizeof want, "# TYPE %s ", name);
+                        cr_assert_not_null(strstr(m, want), "%s uses %s, which /metrics lacks",
+                                           files[f], name);
+                        used++;
+                }
+                if (f == 0)
+                        cr_assert_gt(used, 8);
+                free(y);
+        }
+}
+
 Test(metrics, scrape_counts_exactly_what_was_sent, .init = setup, .fini = teardown, .timeout = 60)
 {
         start(NULL);
@@ -296,6 +342,7 @@ Test(metrics, scrape_counts_exactly_what_was_sent, .init = setup, .fini = teardo
         for (size_t i = 0; i < sizeof IDS_SENT / sizeof IDS_SENT[0]; i++)
                 cr_assert_null(strstr(m, IDS_SENT[i]));
         check_exposition(m);
+        check_docs_match(m);
         /* The summary says the same. */
         json_t *s = get_json("/api/v1/summary", 200);
         cr_assert_eq(jint(s, "intyg", "accepted"), ACC);
