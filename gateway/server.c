@@ -149,6 +149,13 @@ static struct hsa_dir *load_hsa(const struct config *cfg, char *err, size_t errl
         struct hsa_load_report rep;
         memset(&rep, 0, sizeof rep);
         struct hsa_dir *d = hsa_dir_load(&o, &rep, err, errlen);
+        if (d && rep.units == 0) {
+                /* A truncated export must not wipe the directory: refuse it whole. */
+                snprintf(err, errlen, "%s: no units in the extract (truncated export?)",
+                         cfg->hsa_ldif);
+                hsa_dir_free(d);
+                return NULL;
+        }
         if (d) {
                 LOGI("hsa_loaded", "file", cfg->hsa_ldif, "#units", (long long)rep.units,
                      "#skipped", (long long)rep.skipped);
