@@ -144,24 +144,33 @@
                 return g;
         }
 
-        /* The gateway's own quantile rule (metrics.c histogram_quantile): the upper bound of the
-         * first bucket holding the q-th observation; the +Inf bucket answers the last finite
-         * bound. Milliseconds; 0 without observations. */
+        /* The gateway's own quantile rule (metrics.c histogram_quantile, as PromQL's): find
+         * the bucket holding the q-th observation and interpolate linearly inside it; the +Inf
+         * bucket answers the last finite bound. Milliseconds; 0 without observations. */
         function quantileMs(prom, base, q) {
                 const buckets = prom.filter((s) => s.name === base + '_bucket')
-                                    .map((s) => ({le: Number(s.labels.le === '+Inf' ? Infinity : s.labels.le), n: s.value}))
+                                    .map((s) => ({le: s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), cum: s.value}))
                                     .sort((a, b) => a.le - b.le);
                 const count = sumOf(prom, base + '_count');
                 if (!count || !buckets.length)
                         return 0;
-                let want = Math.floor(q * count + 0.5);
-                if (want === 0)
-                        want = 1;
                 const finite = buckets.filter((b) => Number.isFinite(b.le));
                 const lastFinite = finite.length ? finite[finite.length - 1].le : 0;
-                for (const b of buckets)
-                        if (b.n >= want)
-                                return (Number.isFinite(b.le) ? b.le : lastFinite) * 1000;
+                const want = q * count;
+                let acc = 0;
+                for (let i = 0; i < buckets.length; i++) {
+                        const n = buckets[i].cum - acc; /* this bucket's own count */
+                        if (n <= 0)
+                                continue;
+                        if (acc + n >= want) {
+                                if (!Number.isFinite(buckets[i].le))
+                                        return lastFinite * 1000;
+                                const lo = i ? buckets[i - 1].le : 0, hi = buckets[i].le;
+                                const frac = Math.min(1, Math.max(0, (want - acc) / n));
+                                return (lo + (hi - lo) * frac) * 1000;
+                        }
+                        acc += n;
+                }
                 return lastFinite * 1000;
         }
 
