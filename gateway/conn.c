@@ -13,6 +13,17 @@
 #include "server.h"
 #include "tls.h"
 
+/* Answers queued for a peer that does not read them, above which the connection stops reading
+ * and parsing its requests until the queue drains to half (a caller that pipelines requests
+ * and never reads the answers must not grow the gateway's memory: without this every answer
+ * is queued, ~500 bytes each, without bound). */
+#define CONN_WRITE_QUEUE_MAX (256 * 1024) /* bytes */
+
+static bool write_backlogged(const struct conn *c)
+{
+        return c->tcp.write_queue_size > CONN_WRITE_QUEUE_MAX;
+}
+
 /* Pending plaintext above which we stop reading until the current request is answered. */
 #define CONN_PENDING_SOFT_MAX(c)                                                                   \
         ((size_t)(c)->srv->cfg->max_header_bytes + (size_t)(c)->srv->cfg->max_body_bytes + 65536)
@@ -89,6 +100,13 @@ static void on_write(uv_write_t *req, int status)
                 conn_close(c, "write failed");
         } else if (c->close_after_write && c->writes_pending == 0 && !c->closing) {
                 conn_close(c, "closed after response");
+        } else if (!c->closing && !c->busy && !c->close_after_write &&
+                   (!c->reading || c->pending_len > 0) &&
+                   c->tcp.write_queue_size <= CONN_WRITE_QUEUE_MAX / 2) {
+                /* The peer caught up: parse what is pending, then read again. */
+                conn_resume_reading(c);
+                if (c->pending_len > 0)
+                        http_process(c);
         }
         conn_unref(c);
 }
@@ -354,13 +372,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->closing || !c->handshake_done)
                 return;
         http_process(c);
-        if (!c->closing && c->busy && c->pending_len > CONN_PENDING_SOFT_MAX(c))
+        if (!c->closing &&
+            ((c->busy && c->pending_len > CONN_PENDING_SOFT_MAX(c)) || write_backlogged(c)))
                 conn_read_stop(c);
+}
+
+bool conn_write_backlogged(const struct conn *c)
+{
+        return write_backlogged(c);
 }
 
 void conn_resume_reading(struct conn *c)
 {
-        if (!c->closing && !c->reading) {
+        if (!c->closing && !c->reading && !write_backlogged(c)) {
                 if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
                         c->reading = true;
         }

@@ -93,7 +93,11 @@ void conn_unref(struct conn *c);
 /** Write bytes (through TLS when there is TLS). */
 void conn_write(struct conn *c, const void *data, size_t len);
 
-/** Start reading again after back-pressure stopped it. */
+/** Whether answers queued for the peer exceed the write back-pressure bound (then neither
+ * reading nor parsing goes on until the peer reads). */
+bool conn_write_backlogged(const struct conn *c);
+
+/** Start reading again after back-pressure stopped it (not while writes are backlogged). */
 void conn_resume_reading(struct conn *c);
 
 /** Arm the connection's single timer for a phase (stops it for PHASE_BUSY). */

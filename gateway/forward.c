@@ -104,6 +104,10 @@ void forwarder_reconfigure(struct forwarder *f, const struct config *cfg)
         breaker_init(&f->breaker, cfg->breaker_failures, cfg->breaker_open_ms,
                      (int64_t)cfg->breaker_open_ms * 30, (int64_t)cfg->fk_timeout_ms + 1000);
         curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->concurrency);
+        /* Keep every connection the concurrency may open: libcurl's default cache is 4 per
+         * easy handle added, and transfers come and go, so it closed FK connections after a few
+         * requests and paid a full TLS handshake (and a PEM load of key and CA) each time. */
+        curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->concurrency);
 }
 
 static void check_done(struct forwarder *f);

@@ -276,7 +276,7 @@ void http_process(struct conn *c)
         if (c->processing)
                 return;
         c->processing = true;
-        while (!c->closing && !c->busy && c->pending_len > 0) {
+        while (!c->closing && !c->busy && c->pending_len > 0 && !conn_write_backlogged(c)) {
                 size_t n = http_parser_execute(&c->parser, &settings, c->pending, c->pending_len);
                 enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
                 if (n > c->pending_len)

@@ -222,6 +222,168 @@ static void check_intyg_id(struct verrs *errs, const xmlNode *ii, const xmlNode 
                           HSA_ID_MAX);
 }
 
+/* Skip one markup construct that starts at p ('<'); returns the byte after it, or NULL. The
+ * document is already known to be well-formed, so this only has to find ends, not judge. */
+static const char *skip_markup(const char *p, const char *end, int *depth_change, bool *is_start)
+{
+        *depth_change = 0;
+        *is_start = false;
+        size_t left = (size_t)(end - p);
+        if (left >= 4 && !memcmp(p, "<!--", 4)) {
+                const char *e = memmem(p + 4, left - 4, "-->", 3);
+                return e ? e + 3 : NULL;
+        }
+        if (left >= 9 && !memcmp(p, "<![CDATA[", 9)) {
+                const char *e = memmem(p + 9, left - 9, "]]>", 3);
+                return e ? e + 3 : NULL;
+        }
+        if (left >= 2 && p[1] == '?') {
+                const char *e = memmem(p + 2, left - 2, "?>", 2);
+                return e ? e + 2 : NULL;
+        }
+        if (left >= 2 && p[1] == '/') {
+                const char *e = memchr(p, '>', left);
+                *depth_change = -1;
+                return e ? e + 1 : NULL;
+        }
+        /* A start tag: '>' may sit inside a quoted attribute value. */
+        char q = 0;
+        for (const char *c = p + 1; c < end; c++) {
+                if (q) {
+                        if (*c == q)
+                                q = 0;
+                } else if (*c == '"' || *c == '\'') {
+                        q = *c;
+                } else if (*c == '>') {
+                        *is_start = true;
+                        *depth_change = c[-1] == '/' ? 0 : 1;
+                        return c + 1;
+                }
+        }
+        return NULL;
+}
+
+/* Byte range of the first element at depth 3 (Envelope > Body > request) in the text. */
+static int find_request_bytes(const char *body, size_t len, const char **from, const char **to)
+{
+        const char *p = body, *end = body + len;
+        int depth = 0;
+        bool in_body = false;
+        *from = NULL;
+        while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+                int dc;
+                bool start;
+                const char *next = skip_markup(p, end, &dc, &start);
+                if (!next)
+                        return -1;
+                if (start && depth == 1) {
+                        const char *n = p + 1, *colon = NULL, *ne = n;
+                        while (ne < end && !strchr(" \t\r\n/>", *ne)) {
+                                if (*ne == ':')
+                                        colon = ne;
+                                ne++;
+                        }
+                        const char *local = colon ? colon + 1 : n;
+                        in_body = (size_t)(ne - local) == 4 && !memcmp(local, "Body", 4);
+                }
+                if (start && depth == 2 && in_body && !*from)
+                        *from = p;
+                depth += dc;
+                if (*from && depth == 2) {
+                        *to = next;
+                        return 0;
+                }
+                p = next;
+        }
+        return -1;
+}
+
+static bool sb_add(char **buf, size_t *n, size_t *cap, const char *s, size_t len)
+{
+        if (*n + len + 1 > *cap) {
+                size_t nc = (*n + len + 1) * 2;
+                char *nb = realloc(*buf, nc);
+                if (!nb)
+                        return false;
+                *buf = nb;
+                *cap = nc;
+        }
+        memcpy(*buf + *n, s, len);
+        *n += len;
+        (*buf)[*n] = '\0';
+        return true;
+}
+
+static bool sb_add_attr_esc(char **buf, size_t *n, size_t *cap, const char *s)
+{
+        for (; *s; s++) {
+                const char *r = *s == '&'   ? "&amp;"
+                                : *s == '<' ? "&lt;"
+                                : *s == '"' ? "&quot;"
+                                            : NULL;
+                if (!(r ? sb_add(buf, n, cap, r, strlen(r)) : sb_add(buf, n, cap, s, 1)))
+                        return false;
+        }
+        return true;
+}
+
+/* The enveloped request's own bytes, with the namespace declarations it inherits from the
+ * envelope added to its start tag: no copy of the tree, no serialisation. */
+static int slice_payload(xmlNode *req, const char *body, size_t len, struct validate_result *out)
+{
+        const char *from, *to;
+        if (find_request_bytes(body, len, &from, &to) != 0)
+                return -1;
+        const char *name_end = from + 1;
+        while (name_end < to && !strchr(" \t\r\n/>", *name_end))
+                name_end++;
+        static const char decl[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+        size_t cap = sizeof decl + (size_t)(to - from) + 512, n = 0;
+        char *buf = malloc(cap);
+        if (!buf)
+                return -1;
+        bool ok = sb_add(&buf, &n, &cap, decl, sizeof decl - 1) &&
+                  sb_add(&buf, &n, &cap, from, (size_t)(name_end - from));
+        /* In-scope declarations from the ancestors that the element does not redeclare. */
+        const xmlNs *seen[64];
+        size_t n_seen = 0;
+        for (const xmlNs *d = req->nsDef; d && n_seen < 64; d = d->next)
+                seen[n_seen++] = d;
+        for (const xmlNode *a = req->parent; ok && a && a->type == XML_ELEMENT_NODE;
+             a = a->parent) {
+                for (const xmlNs *d = a->nsDef; ok && d; d = d->next) {
+                        bool shadowed = false;
+                        for (size_t i = 0; i < n_seen && !shadowed; i++)
+                                shadowed = (!d->prefix && !seen[i]->prefix) ||
+                                           (d->prefix && seen[i]->prefix &&
+                                            xmlStrEqual(d->prefix, seen[i]->prefix));
+                        if (shadowed)
+                                continue;
+                        if (n_seen == 64) {
+                                ok = false;
+                                break;
+                        }
+                        seen[n_seen++] = d;
+                        ok = sb_add(&buf, &n, &cap, " xmlns", 6) &&
+                             (!d->prefix || (sb_add(&buf, &n, &cap, ":", 1) &&
+                                             sb_add(&buf, &n, &cap, (const char *)d->prefix,
+                                                    strlen((const char *)d->prefix)))) &&
+                             sb_add(&buf, &n, &cap, "=\"", 2) &&
+                             sb_add_attr_esc(&buf, &n, &cap, (const char *)d->href) &&
+                             sb_add(&buf, &n, &cap, "\"", 1);
+                }
+        }
+        ok = ok && sb_add(&buf, &n, &cap, name_end, (size_t)(to - name_end)) &&
+             sb_add(&buf, &n, &cap, "\n", 1);
+        if (!ok) {
+                free(buf);
+                return -1;
+        }
+        out->payload = buf;
+        out->payload_len = n;
+        return 0;
+}
+
 /* The request as a standalone document. A bare request is its own payload, byte for byte
  * (cheapest, and a signature over it stays intact); an enveloped one is copied out with the
  * namespaces it uses declared on its root. */
@@ -236,6 +398,8 @@ static int make_payload(xmlNode *req, const char *body, size_t len, struct valid
                 out->payload_len = len;
                 return 0;
         }
+        if (slice_payload(req, body, len, out) == 0)
+                return 0;
         xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
         if (!doc)
                 return -1;

@@ -234,6 +234,33 @@ static void on_error(void *ctx, xmlErrorPtr e)
         st->msg[n] = '\0';
 }
 
+/* The XML declaration may name no encoding but UTF-8: the bytes are parsed as UTF-8 whatever
+ * it says, and a bare request is forwarded byte for byte with its declaration, so a body that
+ * says UTF-16 (or ISO-8859-1) over UTF-8 bytes would reach FK mislabelled. */
+static bool declared_encoding_ok(const char *buf, size_t len, char *name, size_t namecap)
+{
+        name[0] = '\0';
+        if (len < 5 || memcmp(buf, "<?xml", 5) != 0)
+                return true;
+        const char *end = memmem(buf, len < 512 ? len : 512, "?>", 2);
+        if (!end)
+                return true; /* not a complete declaration: the parser reports it */
+        const char *e = memmem(buf, (size_t)(end - buf), "encoding", 8);
+        if (!e)
+                return true;
+        e += 8;
+        while (e < end && (*e == ' ' || *e == '\t' || *e == '\r' || *e == '\n' || *e == '='))
+                e++;
+        if (e >= end || (*e != '"' && *e != '\''))
+                return true; /* malformed: the parser reports it */
+        char q = *e++;
+        size_t n = 0;
+        while (e + n < end && e[n] != q)
+                n++;
+        snprintf(name, namecap, "%.*s", (int)n, e);
+        return n == 5 && strncasecmp(e, "UTF-8", 5) == 0;
+}
+
 enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe_limits *lim,
                                xmlDocPtr *out, char *err, size_t errlen)
 {
@@ -246,6 +273,14 @@ enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe
                 snprintf(err, errlen, "xml_too_large: %zu bytes, more than the limit of %zu", len,
                          lim->max_bytes);
                 return XMLSAFE_TOO_LARGE;
+        }
+        char enc[64];
+        if (!declared_encoding_ok(buf, len, enc, sizeof enc)) {
+                snprintf(err, errlen,
+                         "xml_bad_encoding: line 1: the declaration names %s; only "
+                         "UTF-8 is accepted",
+                         enc);
+                return XMLSAFE_BAD_ENCODING;
         }
         xmlsafe_init();
         xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
