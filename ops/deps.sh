@@ -5,7 +5,7 @@ intygsgw_deps() {
         local pkgs=(build-essential cmake pkg-config clang clang-format openssl curl
                 libuv1-dev libssl-dev libcurl4-openssl-dev libxml2-dev libxml2-utils
                 libsqlite3-dev sqlite3 libhttp-parser-dev libinih-dev libcriterion-dev libjansson-dev libjs-chart.js
-                chromium fonts-liberation nginx-light
+                chromium fonts-liberation
                 python3 "$@")
         local missing=()
         for p in "${pkgs[@]}"; do
