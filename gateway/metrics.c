@@ -264,7 +264,8 @@ char *metrics_render(const struct metrics *m, double uptime_s, size_t *len)
               m->outbox_oldest_queued_s);
         counter(&b, "intygsgw_outbox_commits_total", "Group commits (one fsync each).",
                 m->outbox_commits);
-        counter(&b, "intygsgw_outbox_puts_total", "Put requests executed by group commits (stored, duplicate or conflict).",
+        counter(&b, "intygsgw_outbox_puts_total",
+                "Put requests executed by group commits (stored, duplicate or conflict).",
                 m->outbox_puts);
         hist(&b, "intygsgw_ack_latency_seconds", "From first byte of a request to its answer.",
              &m->ack_latency);
