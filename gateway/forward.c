@@ -20,6 +20,7 @@
 
 #define FK_RESPONSE_MAX (1024 * 1024)   /* bytes of one FK answer we read */
 #define FK_LEASE_MS     (5 * 60 * 1000) /* a claim's lease: longer than any attempt */
+#define FK_READY_MAX    512             /* claimed records waiting for a transfer slot */
 
 struct sock_ctx {
         uv_poll_t poll;
@@ -52,6 +53,11 @@ struct forwarder {
         void *closed_arg;
         struct breaker breaker;
         uint64_t rng;
+        /* Claimed ahead (a ring): a finished transfer starts the next one at once instead of
+         * waiting for a claim queued behind the outbox's group commit. Only while the circuit
+         * is closed; released back to the queue when it opens or on close. */
+        struct outbox_record *ready[FK_READY_MAX];
+        size_t ready_head, n_ready;
         /* copied from the config so that a reload never leaves dangling pointers */
         char *url, *revoke_url, *logical_address, *ca, *cert, *key;
         int concurrency, timeout_ms, retry_base_ms, retry_max_ms, horizon_s;
@@ -295,6 +301,31 @@ fail:
 
 static void maybe_closed(struct forwarder *f);
 
+static void ready_push(struct forwarder *f, struct outbox_record *rec)
+{
+        f->ready[(f->ready_head + f->n_ready) % FK_READY_MAX] = rec;
+        f->n_ready++;
+}
+
+static struct outbox_record *ready_pop(struct forwarder *f)
+{
+        struct outbox_record *rec = f->ready[f->ready_head];
+        f->ready_head = (f->ready_head + 1) % FK_READY_MAX;
+        f->n_ready--;
+        return rec;
+}
+
+/* Give claimed but unstarted records back to the queue (circuit opened, or closing). */
+static void release_ready(struct forwarder *f, const char *why)
+{
+        int64_t now = wall_ms();
+        while (f->n_ready > 0) {
+                struct outbox_record *rec = ready_pop(f);
+                if (outbox_mark_retry(f->srv->outbox, rec, now, why, now, NULL, NULL) != 0)
+                        LOGE("outbox_mark_failed", "op", "release");
+        }
+}
+
 static void on_claimed(void *arg, int status, struct outbox_record **recs, size_t n)
 {
         struct forwarder *f = arg;
@@ -305,15 +336,14 @@ static void on_claimed(void *arg, int status, struct outbox_record **recs, size_
                 return;
         }
         for (size_t i = 0; i < n; i++) {
-                if (f->closing) {
-                        /* Not started: the lease expires or the next start resumes it. */
-                        outbox_record_free(recs[i]);
-                        continue;
-                }
-                start_one(f, recs[i]);
+                if (f->n_ready < FK_READY_MAX)
+                        ready_push(f, recs[i]);
+                else
+                        outbox_record_free(recs[i]); /* cannot happen: claims are sized */
         }
         free(recs);
         if (f->closing) {
+                release_ready(f, "forwarder stopped before sending");
                 maybe_closed(f);
                 return;
         }
@@ -323,22 +353,43 @@ static void on_claimed(void *arg, int status, struct outbox_record **recs, size_
 
 void forwarder_kick(struct forwarder *f)
 {
-        if (!f || f->closing || f->claiming || !f->enabled || !f->srv->outbox)
-                return;
-        int room = f->concurrency - f->in_flight;
-        if (room <= 0)
+        if (!f || f->closing || !f->enabled || !f->srv->outbox)
                 return;
         int64_t now = (int64_t)uv_now(f->srv->loop);
-        if (f->breaker.state != BREAKER_CLOSED && f->in_flight > 0)
-                return; /* a probe is out: wait for its answer */
-        bool allow = breaker_allow(&f->breaker, now);
-        breaker_gauge(f);
-        if (!allow)
+        /* Start what is ready, as far as concurrency and the circuit breaker allow. */
+        while (f->n_ready > 0 && f->in_flight < f->concurrency) {
+                if (f->breaker.state != BREAKER_CLOSED && f->in_flight > 0)
+                        break; /* a probe is out: wait for its answer */
+                bool allow = breaker_allow(&f->breaker, now);
+                breaker_gauge(f);
+                if (!allow)
+                        break;
+                bool probe = f->breaker.state == BREAKER_HALF_OPEN;
+                start_one(f, ready_pop(f));
+                if (probe)
+                        break;
+        }
+        if (f->claiming)
                 return;
-        if (f->breaker.state == BREAKER_HALF_OPEN)
-                room = 1; /* one probe */
-        size_t max = (size_t)room < OUTBOX_CLAIM_MAX ? (size_t)room : OUTBOX_CLAIM_MAX;
-        if (outbox_claim(f->srv->outbox, wall_ms(), max, FK_LEASE_MS, on_claimed, f) == 0)
+        /* Claim ahead up to twice the concurrency while FK answers; one at a time (the next
+         * probe) while the circuit is open. */
+        size_t want;
+        if (f->breaker.state == BREAKER_CLOSED) {
+                size_t target = (size_t)f->concurrency * 2;
+                size_t have = f->n_ready + (size_t)f->in_flight;
+                want = have < target ? target - have : 0;
+        } else {
+                want = f->n_ready == 0 && f->in_flight == 0 ? 1 : 0;
+                if (want && breaker_next_probe_ms(&f->breaker) > now)
+                        want = 0; /* not yet time for a probe */
+        }
+        if (want > FK_READY_MAX - f->n_ready)
+                want = FK_READY_MAX - f->n_ready;
+        if (want > OUTBOX_CLAIM_MAX)
+                want = OUTBOX_CLAIM_MAX;
+        if (want == 0)
+                return;
+        if (outbox_claim(f->srv->outbox, wall_ms(), want, FK_LEASE_MS, on_claimed, f) == 0)
                 f->claiming = true;
 }
 
@@ -401,6 +452,7 @@ static void finish(struct forwarder *f, struct transfer *t, CURLcode cc)
                 if (f->breaker.state == BREAKER_OPEN && f->srv->metrics.breaker_state != 1) {
                         f->srv->metrics.breaker_opens++;
                         LOGW("fk_circuit_open", "reason", text);
+                        release_ready(f, "FK circuit open: back in the queue");
                 }
                 int64_t first = rec->first_attempt_ms ? rec->first_attempt_ms : now;
                 if (retry_gave_up(first, now, f->horizon_s)) {
@@ -517,6 +569,7 @@ static void maybe_closed(struct forwarder *f)
 void forwarder_close(struct forwarder *f, void (*closed_cb)(void *), void *arg)
 {
         f->closing = true;
+        release_ready(f, "forwarder stopped before sending");
         f->closed_cb = closed_cb;
         f->closed_arg = arg;
         maybe_closed(f);

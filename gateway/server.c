@@ -419,9 +419,11 @@ bool server_start(struct server *srv, uv_loop_t *loop, struct config *cfg, char 
         if (log_level_parse(cfg->log_level, &lvl))
                 log_set_level(lvl);
         if (!srv->node_id[0]) {
+                /* Stable across restarts, so that a restarted node takes back its own in-flight
+                 * records at once (several gateways on one host: give each --node-id). */
                 char host[48] = "node";
                 gethostname(host, sizeof host - 1);
-                snprintf(srv->node_id, sizeof srv->node_id, "%s-%d", host, (int)getpid());
+                snprintf(srv->node_id, sizeof srv->node_id, "%s", host);
         }
 
         srv->caller.kind = LISTENER_CALLER;
