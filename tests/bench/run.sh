@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         shift
 done
 if [ "$QUICK" = 1 ]; then
-        CONNS=${CONNS:-100} RATE=${RATE:-500} DUR=${DUR:-3} HS_DUR=2 HS_CONNS=16 XML_N=500
+        CONNS=${CONNS:-100} RATE=${RATE:-500} DUR=${DUR:-2} HS_DUR=1 HS_CONNS=16 XML_N=500
         DRAIN_MAX=30
 else
         CONNS=${CONNS:-1000} RATE=${RATE:-2000} DUR=${DUR:-30} HS_DUR=10 HS_CONNS=64 XML_N=5000
@@ -123,7 +123,7 @@ bash "$SRC/certs/make-pki.sh" "$W/pki" >/dev/null
 # ---- FK simulator -------------------------------------------------------------------------
 "$BIN/fk-sim" --listen 127.0.0.1:0 --control 127.0.0.1:0 --cert "$W/pki/fk.crt" \
         --key "$W/pki/fk.key" --ca "$W/pki/ca.crt" --port-file "$W/fk.port" \
-        --control-port-file "$W/fk.control" 2>"$W/fk-sim.log" &
+        --control-port-file "$W/fk.control" --max-conns 4096 --log-level warn 2>"$W/fk-sim.log" &
 FK_PID=$!
 PIDS+=("$FK_PID")
 wait_file "$W/fk.port"
@@ -384,6 +384,11 @@ for p in gw_cap gw_rate gw_hs; do
 done
 
 if [ -n "$RESULTS" ]; then
+        # The hand-written analysis (from the line "## Analysis" on) survives a new run.
+        ANALYSIS=""
+        if [ -f "$RESULTS" ] && grep -q '^## Analysis' "$RESULTS"; then
+                ANALYSIS="$(sed -n '/^## Analysis/,$p' "$RESULTS")"
+        fi
         {
                 echo "# intygsgw benchmark results"
                 echo
@@ -398,7 +403,12 @@ if [ -n "$RESULTS" ]; then
                 echo "- nginx: $(nproc) workers, TLS 1.3, ssl_verify_client on (same CA and CRL), proxy_pass over mutual TLS with keep-alive upstream to the same FK simulator. Its answers are FK's, so its ack is its delivery."
                 echo
                 cat "$TABLE"
-        } >"$RESULTS"
+                if [ -n "$ANALYSIS" ]; then
+                        echo
+                        echo "$ANALYSIS"
+                fi
+        } >"$RESULTS.tmp"
+        mv "$RESULTS.tmp" "$RESULTS"
         echo "wrote $RESULTS"
 fi
 exit "$FAIL"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # load_smoke.sh - smoke test of the load generator (tests/load/), under 30 s:
-#   1. its generated certificates pass the gateway's own validation (strict);
+#   1. its known-answer self-test passes, and its generated certificates pass the gateway's
+#      own validation (strict);
 #   2. ~3 s of load through the gateway to the FK simulator: every answer OK, and FK gets
 #      every accepted certificate;
 #   3. its answer checking bites: straight at the FK simulator set to reject everything, every
@@ -40,7 +41,10 @@ wait_file() {
 }
 json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
-# 1. The generator's documents are valid (both bare and in a SOAP envelope).
+# 1. Known-answer checks (histogram, generator, answer classifier), and the generator's
+#    documents are valid (both bare and in a SOAP envelope).
+"$BIN/intygsgw-load" --self-test >"$W/self.txt" || fail "self-test"
+grep -qx "self-test: ok" "$W/self.txt" || fail "self-test output"
 "$BIN/intygsgw-load" --check 60 --seed 1 --schemas "$SRC/schemas" >"$W/check.txt" ||
         fail "generated documents do not validate"
 grep -q "checked 60 generated documents: 60 valid, 0 not" "$W/check.txt" || fail "check output"

@@ -20,6 +20,7 @@
 #include "hist.h"
 #include "intyg.h"
 #include "log.h"
+#include "selftest.h"
 #include "validate.h"
 
 #ifndef INTYGSGW_SCHEMA_DIR
@@ -37,6 +38,7 @@ static void usage(FILE *f)
                 "usage: intygsgw-load --url https://HOST:PORT/PATH --pki DIR [options]\n"
                 "       intygsgw-load --write-docs DIR --count N [--soap] [options]\n"
                 "       intygsgw-load --check N [--schemas DIR] [options]\n"
+                "       intygsgw-load --self-test\n"
                 "Load: mutual-TLS keep-alive connections posting generated FK7804 certificates.\n"
                 "  --connections N    connections (default 16; up to %d)\n"
                 "  --rate R           open loop: R certificates/s (latency from the intended\n"
@@ -336,7 +338,7 @@ int main(int argc, char **argv)
         const char *url = NULL, *tmpl = DEFAULT_TEMPLATE, *json = NULL, *prefix = NULL;
         const char *write_dir = NULL, *schemas = INTYGSGW_SCHEMA_DIR;
         uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), check = 0, v;
-        bool soap = false, have_seed = false;
+        bool soap = false, have_seed = false, self_test = false;
         log_set_level(LOG_WARN);
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
@@ -347,6 +349,9 @@ int main(int argc, char **argv)
                         return 0;
                 } else if (!strcmp(a, "--new-conn")) {
                         o.new_conn = true;
+                        takes = false;
+                } else if (!strcmp(a, "--self-test")) {
+                        self_test = true;
                         takes = false;
                 } else if (!strcmp(a, "--soap")) {
                         soap = true;
@@ -412,7 +417,9 @@ int main(int argc, char **argv)
         }
         o.gen = &g;
         int rc;
-        if (write_dir) {
+        if (self_test) {
+                rc = load_self_test(&g);
+        } else if (write_dir) {
                 if (o.count == 0 || o.count > MAX_WRITE_DOCS) {
                         fprintf(stderr, "intygsgw-load: --write-docs needs --count 1-%llu\n",
                                 MAX_WRITE_DOCS);
