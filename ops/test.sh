@@ -19,5 +19,7 @@ echo "== tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:${LSAN_OPTIONS:-}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cd build-asan
-ctest --output-on-failure --timeout 900 -j2
+(cd build-asan && ctest --output-on-failure --timeout 900 -j2)
+
+echo "== fuzz harnesses, briefly (tests/fuzz/ci.sh; long runs: tests/fuzz/run.sh SECONDS)"
+bash tests/fuzz/ci.sh
