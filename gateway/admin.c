@@ -287,37 +287,6 @@ static void page_config(struct conn *c, struct http_req *req)
         free(buf);
 }
 
-/* Query parameter value (URL-decoded) or NULL; index picks the n-th occurrence. */
-static bool query_get(const char *q, const char *key, int index, char *out, size_t outlen)
-{
-        size_t kl = strlen(key);
-        const char *p = q;
-        while (p && *p) {
-                const char *amp = strchr(p, '&');
-                size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-                if (seg > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-                        if (index-- == 0) {
-                                size_t o = 0;
-                                for (size_t i = kl + 1; i < seg && o + 1 < outlen; i++) {
-                                        char ch = p[i];
-                                        if (ch == '+') {
-                                                ch = ' ';
-                                        } else if (ch == '%' && i + 2 < seg) {
-                                                char hx[3] = {p[i + 1], p[i + 2], 0};
-                                                ch = (char)strtol(hx, NULL, 16);
-                                                i += 2;
-                                        }
-                                        out[o++] = ch;
-                                }
-                                out[o] = '\0';
-                                return true;
-                        }
-                }
-                p = amp ? amp + 1 : NULL;
-        }
-        return false;
-}
-
 static void on_dead_list(void *arg, int status, struct outbox_record **recs, size_t n,
                          uint64_t total)
 {
@@ -345,9 +314,9 @@ static void page_deadletters(struct conn *c, struct http_req *req)
 {
         char v[32];
         size_t offset = 0, limit = 50;
-        if (query_get(req->query, "offset", 0, v, sizeof v))
+        if (http_query_get(req->query, "offset", 0, v, sizeof v))
                 offset = (size_t)strtoull(v, NULL, 10);
-        if (query_get(req->query, "limit", 0, v, sizeof v))
+        if (http_query_get(req->query, "limit", 0, v, sizeof v))
                 limit = (size_t)strtoull(v, NULL, 10);
         if (limit == 0 || limit > OUTBOX_LIST_MAX) {
                 send_error(c, 400, "limit must be 1..1000");
@@ -506,12 +475,12 @@ static void action_deadletters(struct conn *c, struct http_req *req, bool replay
         char store[64][INTYG_ID_MAX + 1];
         size_t n = 0;
         char v[INTYG_ID_MAX + 1];
-        while (n < 64 && query_get(req->query, "id", (int)n, v, sizeof v)) {
+        while (n < 64 && http_query_get(req->query, "id", (int)n, v, sizeof v)) {
                 snprintf(store[n], sizeof store[n], "%s", v);
                 ids[n] = store[n];
                 n++;
         }
-        bool all = query_get(req->query, "all", 0, v, sizeof v) && !strcmp(v, "1");
+        bool all = http_query_get(req->query, "all", 0, v, sizeof v) && !strcmp(v, "1");
         if (n == 0 && !all) {
                 send_error(c, 400, "name the dead letters: ?id=ID (repeatable) or ?all=1");
                 return;

@@ -123,6 +123,12 @@ void http_respond_close(struct conn *c, int status, const char *content_type, co
 /** Take ownership of the request body (the connection forgets it). */
 char *http_req_take_body(struct http_req *r, size_t *len);
 
+/**
+ * The index-th value (0 = first) of key in a URL query string, %-decoded and '+' as space,
+ * into out (truncated to outlen - 1). False if there is no such occurrence.
+ */
+bool http_query_get(const char *query, const char *key, int index, char *out, size_t outlen);
+
 /** Reason phrase of a status code. */
 const char *http_status_text(int status);
 

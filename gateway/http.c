@@ -59,6 +59,33 @@ const char *http_status_text(int status)
         }
 }
 
+bool http_query_get(const char *q, const char *key, int index, char *out, size_t outlen)
+{
+        size_t kl = strlen(key);
+        for (const char *p = q; p && *p;) {
+                const char *amp = strchr(p, '&');
+                size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+                if (seg > kl && !strncmp(p, key, kl) && p[kl] == '=' && index-- == 0) {
+                        size_t o = 0;
+                        for (size_t i = kl + 1; i < seg && o + 1 < outlen; i++) {
+                                char ch = p[i];
+                                if (ch == '+') {
+                                        ch = ' ';
+                                } else if (ch == '%' && i + 2 < seg) {
+                                        char hx[3] = {p[i + 1], p[i + 2], 0};
+                                        ch = (char)strtol(hx, NULL, 16);
+                                        i += 2;
+                                }
+                                out[o++] = ch;
+                        }
+                        out[o] = '\0';
+                        return true;
+                }
+                p = amp ? amp + 1 : NULL;
+        }
+        return false;
+}
+
 static struct conn *conn_of(http_parser *p)
 {
         return p->data;

@@ -9,39 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "jbuf.h"
 #include "stats_report.h"
 #include "stats_store.h"
 
 #define STATS_HTTP_MAX_IDS 16
-
-/* The n-th value of key in a URL query, decoded into out. */
-static bool qget(const char *q, const char *key, int index, char *out, size_t outlen)
-{
-        size_t kl = strlen(key);
-        for (const char *p = q; p && *p;) {
-                const char *amp = strchr(p, '&');
-                size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-                if (seg > kl && !strncmp(p, key, kl) && p[kl] == '=' && index-- == 0) {
-                        size_t o = 0;
-                        for (size_t i = kl + 1; i < seg && o + 1 < outlen; i++) {
-                                char ch = p[i];
-                                if (ch == '+') {
-                                        ch = ' ';
-                                } else if (ch == '%' && i + 2 < seg) {
-                                        char hx[3] = {p[i + 1], p[i + 2], 0};
-                                        ch = (char)strtol(hx, NULL, 16);
-                                        i += 2;
-                                }
-                                out[o++] = ch;
-                        }
-                        out[o] = '\0';
-                        return true;
-                }
-                p = amp ? amp + 1 : NULL;
-        }
-        return false;
-}
 
 static int list_reports(char **out, size_t *len)
 {
@@ -85,7 +58,7 @@ int stats_http_report(struct stats *s, const char *name, const char *query, char
         char level[16] = "country", from[8] = "", to[8] = "", as_of[11] = "", mode[8] = "",
              v[16] = "", format[8] = "json";
         char ids[STATS_HTTP_MAX_IDS][HSA_ID_MAX + 1];
-        qget(query, "level", 0, level, sizeof level);
+        http_query_get(query, "level", 0, level, sizeof level);
         if (!strcmp(level, "unit"))
                 q.level = STATS_LEVEL_UNIT;
         else if (!strcmp(level, "provider"))
@@ -99,7 +72,7 @@ int stats_http_report(struct stats *s, const char *name, const char *query, char
                 return -1;
         }
         while (q.n_ids < STATS_HTTP_MAX_IDS && q.n_ids < STATS_MAX_UNITS &&
-               qget(query, "id", (int)q.n_ids, ids[q.n_ids], sizeof ids[0])) {
+               http_query_get(query, "id", (int)q.n_ids, ids[q.n_ids], sizeof ids[0])) {
                 q.ids[q.n_ids] = ids[q.n_ids];
                 q.n_ids++;
         }
@@ -107,24 +80,25 @@ int stats_http_report(struct stats *s, const char *name, const char *query, char
                 snprintf(err, errlen, "level %s needs id=", level);
                 return -1;
         }
-        if (!qget(query, "from", 0, from, sizeof from) || !qget(query, "to", 0, to, sizeof to)) {
+        if (!http_query_get(query, "from", 0, from, sizeof from) ||
+            !http_query_get(query, "to", 0, to, sizeof to)) {
                 snprintf(err, errlen, "from=YYYY-MM and to=YYYY-MM are required");
                 return -1;
         }
         q.from = from;
         q.to = to;
-        if (qget(query, "as_of", 0, as_of, sizeof as_of))
+        if (http_query_get(query, "as_of", 0, as_of, sizeof as_of))
                 q.as_of = as_of;
-        if (qget(query, "mode", 0, mode, sizeof mode))
+        if (http_query_get(query, "mode", 0, mode, sizeof mode))
                 q.mode = !strcmp(mode, "cross") ? STATS_MODE_CROSS : STATS_MODE_SERIES;
-        if (qget(query, "side_by_side", 0, v, sizeof v))
+        if (http_query_get(query, "side_by_side", 0, v, sizeof v))
                 q.side_by_side = !strcmp(v, "1") || !strcmp(v, "true");
-        qget(query, "format", 0, format, sizeof format);
+        http_query_get(query, "format", 0, format, sizeof format);
         /* Public by default: the cut-off applies to every care provider. viewer=HSA-ID lifts
          * it inside that care provider only (its own figures). */
         char viewer[HSA_ID_MAX + 1] = "";
         q.view = STATS_VIEW_PUBLIC;
-        if (qget(query, "viewer", 0, viewer, sizeof viewer) && viewer[0]) {
+        if (http_query_get(query, "viewer", 0, viewer, sizeof viewer) && viewer[0]) {
                 q.view = STATS_VIEW_PROVIDER;
                 q.viewer_provider = viewer;
         }
