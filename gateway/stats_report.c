@@ -429,9 +429,16 @@ struct resolved_query {
         int32_t m_from, m_to;
         int cutoff;
         int32_t viewer;
+        bool as_of_given; /* --as-of: the report the store would have given on that day */
+        int32_t as_of;    /* day */
         struct stats_scan scan;
         int32_t units[STATS_MAX_UNITS];
         size_t n_units;
+        /* unit level: every requested unit (normalised) and its id, 0 if the store has never
+         * seen it: its row looks the same as a known unit's with nothing by --as-of */
+        char req[STATS_MAX_UNITS][HSA_ID_MAX + 1];
+        int32_t req_id[STATS_MAX_UNITS];
+        size_t n_req;
 };
 
 static int group_list(struct stats_store *st, const struct resolved_query *rq,
@@ -498,9 +505,10 @@ static int group_list(struct stats_store *st, const struct resolved_query *rq,
                         PUSH(i);
                 break;
         case G_UNIT: {
-                /* the selected units first, then every other unit with a published figure */
-                for (size_t i = 0; i < rq->n_units; i++)
-                        PUSH(rq->units[i]);
+                /* the selected units first (an unknown one as -(its place) - 1), then every
+                 * other unit with a published figure */
+                for (size_t i = 0; i < rq->n_req; i++)
+                        PUSH(rq->req_id[i] > 0 ? rq->req_id[i] : -(int32_t)i - 1);
                 for (size_t i = 0; i < pub->cap; i++) {
                         if (!pub->e[i].used)
                                 continue;
@@ -521,9 +529,10 @@ static int group_list(struct stats_store *st, const struct resolved_query *rq,
         return 0;
 }
 
-static void group_label(struct stats_store *st, const struct rdef *d, int32_t g,
+static void group_label(struct stats_store *st, const struct resolved_query *rq, int32_t g,
                         struct stats_trow *row)
 {
+        const struct rdef *d = rq->d;
         const char *l = "";
         switch (d->groups) {
         case G_ONE:
@@ -574,7 +583,10 @@ static void group_label(struct stats_store *st, const struct rdef *d, int32_t g,
                 snprintf(row->group_id, sizeof row->group_id, "%s", l);
                 break;
         case G_UNIT:
-                st->ops->hsa_name(st, g, row->group_id, sizeof row->group_id);
+                if (g < 0 && (size_t)(-(g + 1)) < rq->n_req)
+                        snprintf(row->group_id, sizeof row->group_id, "%s", rq->req[-(g + 1)]);
+                else
+                        st->ops->hsa_name(st, g, row->group_id, sizeof row->group_id);
                 l = row->group_id;
                 break;
         }
@@ -611,6 +623,8 @@ static int resolve(struct stats_store *st, const struct stats_query *q, struct r
                         snprintf(err, errlen, "--as-of must be YYYY-MM-DD");
                         return STATS_EINVAL;
                 }
+                rq->as_of_given = true;
+                rq->as_of = today;
         } else {
                 today = (int32_t)(time(NULL) / 86400);
         }
@@ -643,10 +657,11 @@ static int resolve(struct stats_store *st, const struct stats_query *q, struct r
                         return STATS_EINVAL;
                 }
                 for (size_t i = 0; i < q->n_ids; i++) {
-                        char h[HSA_ID_MAX + 1];
+                        char *h = rq->req[rq->n_req];
                         int32_t id = 0;
                         stats_hsa_normalise(q->ids[i], h);
                         st->ops->hsa_id(st, h, &id);
+                        rq->req_id[rq->n_req++] = id;
                         if (id > 0)
                                 rq->units[rq->n_units++] = id;
                 }
@@ -714,13 +729,29 @@ static int run_one(struct stats_store *st, const struct stats_query *q, struct s
         struct stats_table *t = NULL;
 
         bool empty_units = q->level == STATS_LEVEL_UNIT && rq.n_units == 0;
+        /* --as-of D: the facts signed by D and not revoked by D. The incremental state holds
+         * every fact, so it answers only when nothing in the scope is newer than D; else the
+         * store recomputes the scope's cases from the facts visible on D. Both feed the same
+         * contributions, disclosure control and table code below. */
+        if (rq.as_of_given && !empty_units && rq.scan.provider != -1) {
+                int32_t horizon = INT32_MIN;
+                if (st->ops->horizon(st, &rq.scan, &horizon) != 0) {
+                        snprintf(err, errlen, "statistics store: cannot read the horizon");
+                        rc = STATS_ESTORE;
+                        goto done;
+                }
+                if (horizon > rq.as_of) {
+                        rq.scan.as_of_cut = true;
+                        rq.scan.as_of = rq.as_of;
+                }
+        }
         if (empty_units || rq.scan.provider == -1) {
                 rc = 0; /* nothing recorded for these ids: an all-zero table */
         } else if (rq.d->kind == RK_CERTS) {
-                rc = q->level == STATS_LEVEL_UNIT
+                rc = q->level == STATS_LEVEL_UNIT || rq.scan.as_of_cut
                          ? st->ops->scan_certs(st, &rq.scan, on_cert, &e, err, errlen)
                          : st->ops->scan_agg(st, &rq.scan, DIM_CERTS, on_agg, &e, err, errlen);
-        } else if (!rq.cross && q->level != STATS_LEVEL_UNIT) {
+        } else if (!rq.cross && q->level != STATS_LEVEL_UNIT && !rq.scan.as_of_cut) {
                 rc = st->ops->scan_agg(st, &rq.scan, rq.d->dim, on_agg, &e, err, errlen);
         } else {
                 struct stats_scan sc = rq.scan;
@@ -809,7 +840,7 @@ static int run_one(struct stats_store *st, const struct stats_query *q, struct s
                                 snprintf(row->period, sizeof row->period, "%s..%s", t->from, t->to);
                         else
                                 sf_month_format(period, row->period);
-                        group_label(st, rq.d, groups[gi], row);
+                        group_label(st, &rq, groups[gi], row);
                         struct outcell oc[2] = {{0}};
                         for (int s = 0; s < 2; s++) {
                                 int sex = s == 0 ? SEX_FEMALE : SEX_MALE;
@@ -876,8 +907,16 @@ static int side_by_side(struct stats_store *st, const struct stats_query *q,
         stats_hsa_normalise(q->ids[0], h);
         st->ops->hsa_id(st, h, &uid);
         int c = 0;
+        int32_t as_of = INT32_MAX;
+        if (q->as_of && *q->as_of) {
+                as_of = intyg_date_to_day(q->as_of);
+                if (as_of < 0) {
+                        snprintf(err, errlen, "--as-of must be YYYY-MM-DD");
+                        return STATS_EINVAL;
+                }
+        }
         if (uid)
-                st->ops->unit_county(st, uid, &c);
+                st->ops->unit_county(st, uid, as_of, &c);
         snprintf(county, sizeof county, "%02d", c % 100);
         for (int i = 0; i < 3; i++)
                 lq[i].side_by_side = false;

@@ -14,7 +14,9 @@
 #include "log.h"
 #include "stats_store.h"
 
-#define SCHEMA_VERSION "1"
+/* 2: fact.revoked_day, revoked.day and table horizon, for reproducible --as-of reports
+ * (migrated from 1 on a writable open, see migrate_v1). */
+#define SCHEMA_VERSION "2"
 
 struct sq {
         sqlite3 *db;
@@ -24,7 +26,7 @@ struct sq {
         sqlite3_stmt *hsa_get, *hsa_ins, *cert_find, *revoked_find, *revoked_ins, *fact_ins,
             *fact_deact, *key_facts, *key_cases, *case_rows, *row_ins, *row_del, *row_upd,
             *case_ins, *case_upd, *case_del, *fact_case, *agg_upd, *sp_begin, *sp_release,
-            *sp_rollback;
+            *sp_rollback, *horizon_upd;
 };
 
 static const char *const schema_sql =
@@ -47,11 +49,15 @@ static const char *const schema_sql =
     " provider INTEGER NOT NULL, unit INTEGER, followup INTEGER, resolution INTEGER,"
     " county INTEGER, municipality TEXT, patient_ps BLOB, sex INTEGER, age INTEGER,"
     " icd TEXT, dxgroup INTEGER, chapter INTEGER, section INTEGER, prognosis INTEGER,"
-    " measures INTEGER, treatment INTEGER, code INTEGER, case_id INTEGER);"
+    " measures INTEGER, treatment INTEGER, code INTEGER, case_id INTEGER,"
+    " revoked_day INTEGER);"
     "CREATE INDEX IF NOT EXISTS fact_cert ON fact(cert_ps);"
     "CREATE INDEX IF NOT EXISTS fact_key ON fact(provider, patient_ps);"
     "CREATE INDEX IF NOT EXISTS fact_unit ON fact(followup, signed_day) WHERE seq = 0;"
-    "CREATE TABLE IF NOT EXISTS revoked(cert_ps BLOB PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS revoked(cert_ps BLOB PRIMARY KEY, day INTEGER) WITHOUT ROWID;"
+    /* The newest signing or revocation day per care provider: the incremental case state
+     * answers any --as-of at or after it; an earlier one recomputes from the facts. */
+    "CREATE TABLE IF NOT EXISTS horizon(provider INTEGER PRIMARY KEY, day INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS sjukfall(id INTEGER PRIMARY KEY, provider INTEGER NOT "
     "NULL, patient_ps BLOB NOT NULL, start_day INTEGER, end_day INTEGER, length INTEGER,"
     " ncert INTEGER);"
@@ -429,6 +435,31 @@ static int rows_apply(struct sq *q, int64_t case_id, int32_t provider, bool had_
 
 /* ---- recomputing the cases of one (care provider, patient) ---- */
 
+/* What sjukfall needs of a fact row; fact_read reads these columns from column c on. */
+#define FACT_COLS                                                                                  \
+        "id, cert_seq, start_day, end_day, degree, followup, county, sex, age, dxgroup, "          \
+        "chapter, section, prognosis, measures, resolution"
+
+static void fact_read(sqlite3_stmt *s, int c, struct sf_fact *x)
+{
+        x->id = sqlite3_column_int64(s, c + 0);
+        x->cert = sqlite3_column_int64(s, c + 1);
+        x->start = sqlite3_column_int(s, c + 2);
+        x->end = sqlite3_column_int(s, c + 3);
+        x->degree = sqlite3_column_int(s, c + 4);
+        x->unit = sqlite3_column_int(s, c + 5);
+        x->county = sqlite3_column_int(s, c + 6);
+        x->sex = sqlite3_column_int(s, c + 7);
+        x->age = sqlite3_column_int(s, c + 8);
+        x->dxgroup = sqlite3_column_int(s, c + 9);
+        x->chapter = sqlite3_column_int(s, c + 10);
+        x->section = sqlite3_column_int(s, c + 11);
+        x->prognosis = sqlite3_column_int(s, c + 12);
+        x->measures = (uint32_t)sqlite3_column_int64(s, c + 13);
+        int res = sqlite3_column_int(s, c + 14);
+        x->resolved = res == TAG_MAPPING || res == TAG_LEVEL;
+}
+
 struct fact_case {
         int64_t fact_id;
         int64_t case_id;
@@ -491,22 +522,7 @@ static int recompute_key(struct sq *q, int32_t provider, const unsigned char *pa
                         }
                 }
                 struct sf_fact *x = &f[n];
-                x->id = sqlite3_column_int64(s, 0);
-                x->cert = sqlite3_column_int64(s, 1);
-                x->start = sqlite3_column_int(s, 2);
-                x->end = sqlite3_column_int(s, 3);
-                x->degree = sqlite3_column_int(s, 4);
-                x->unit = sqlite3_column_int(s, 5);
-                x->county = sqlite3_column_int(s, 6);
-                x->sex = sqlite3_column_int(s, 7);
-                x->age = sqlite3_column_int(s, 8);
-                x->dxgroup = sqlite3_column_int(s, 9);
-                x->chapter = sqlite3_column_int(s, 10);
-                x->section = sqlite3_column_int(s, 11);
-                x->prognosis = sqlite3_column_int(s, 12);
-                x->measures = (uint32_t)sqlite3_column_int64(s, 13);
-                int res = sqlite3_column_int(s, 14);
-                x->resolved = res == TAG_MAPPING || res == TAG_LEVEL;
+                fact_read(s, 0, x);
                 fc[n].fact_id = x->id;
                 fc[n].case_id = sqlite3_column_int64(s, 15);
                 n++;
@@ -647,6 +663,14 @@ static int cert_agg(struct sq *q, int32_t signed_day, int32_t provider, int coun
                        resolved);
 }
 
+/* The provider's newest signing or revocation day (table horizon) moves to at least day. */
+static int horizon_add(struct sq *q, int32_t provider, int32_t day, char *err, size_t errlen)
+{
+        sqlite3_bind_int(q->horizon_upd, 1, provider);
+        sqlite3_bind_int(q->horizon_upd, 2, day);
+        return step_done(q, q->horizon_upd, err, errlen);
+}
+
 static int do_revoke(struct sq *q, const struct stats_record *r, char *err, size_t errlen)
 {
         sqlite3_stmt *s = q->cert_find;
@@ -656,8 +680,10 @@ static int do_revoke(struct sq *q, const struct stats_record *r, char *err, size
                 sqlite3_reset(s);
                 if (sr != SQLITE_DONE)
                         return sqerr(q, err, errlen, "find certificate");
-                /* Revoked before it arrived: remember, so that it arrives inactive. */
+                /* Revoked before it arrived: remember (with the day), so that it arrives
+                 * inactive. */
                 sqlite3_bind_blob(q->revoked_ins, 1, r->cert_ps, PSEUDONYM_LEN, SQLITE_STATIC);
+                sqlite3_bind_int(q->revoked_ins, 2, r->revoked_day);
                 return step_done(q, q->revoked_ins, err, errlen);
         }
         bool active = sqlite3_column_int(s, 1) != 0;
@@ -670,8 +696,11 @@ static int do_revoke(struct sq *q, const struct stats_record *r, char *err, size
         sqlite3_reset(s);
         if (!active)
                 return STATS_DUPLICATE;
-        sqlite3_bind_blob(q->fact_deact, 1, r->cert_ps, PSEUDONYM_LEN, SQLITE_STATIC);
+        sqlite3_bind_int(q->fact_deact, 1, r->revoked_day);
+        sqlite3_bind_blob(q->fact_deact, 2, r->cert_ps, PSEUDONYM_LEN, SQLITE_STATIC);
         int rc = step_done(q, q->fact_deact, err, errlen);
+        if (rc == 0)
+                rc = horizon_add(q, provider, r->revoked_day, err, errlen);
         /* §1.2: withdrawn certificates are left out; this may split a case (At1503). */
         if (rc == 0)
                 rc = cert_agg(q, signed_day, provider, county, sex,
@@ -700,8 +729,15 @@ static int do_register(struct sq *q, const struct stats_record *r, char *err, si
                 return sqerr(q, err, errlen, "find certificate");
         sqlite3_bind_blob(q->revoked_find, 1, r->cert_ps, PSEUDONYM_LEN, SQLITE_STATIC);
         sr = sqlite3_step(q->revoked_find);
-        sqlite3_reset(q->revoked_find);
         bool active = sr == SQLITE_DONE;
+        /* A revocation whose day a schema-1 store did not keep counts from the signing day:
+         * what every report showed before. */
+        int32_t revoked_day = r->signed_day;
+        if (sr == SQLITE_ROW && sqlite3_column_type(q->revoked_find, 0) != SQLITE_NULL)
+                revoked_day = sqlite3_column_int(q->revoked_find, 0);
+        sqlite3_reset(q->revoked_find);
+        if (sr != SQLITE_ROW && sr != SQLITE_DONE)
+                return sqerr(q, err, errlen, "find revocation");
 
         int32_t provider, unit, followup;
         if (hsa_intern(q, r->provider, &provider, err, errlen) ||
@@ -739,13 +775,20 @@ static int do_register(struct sq *q, const struct stats_record *r, char *err, si
                 sqlite3_bind_int(fi, k++, r->prognosis);
                 sqlite3_bind_int64(fi, k++, r->measures);
                 sqlite3_bind_int(fi, k++, r->treatment);
+                if (active)
+                        sqlite3_bind_null(fi, k++);
+                else
+                        sqlite3_bind_int(fi, k++, revoked_day);
                 if (step_done(q, fi, err, errlen) != 0)
                         return STATS_ESTORE;
         }
-        if (!active)
-                return STATS_OK;
-        int rc = cert_agg(q, r->signed_day, provider, r->county, r->sex,
-                          r->resolution == TAG_MAPPING || r->resolution == TAG_LEVEL, +1);
+        int rc = horizon_add(q, provider,
+                             !active && revoked_day > r->signed_day ? revoked_day : r->signed_day,
+                             err, errlen);
+        if (rc != 0 || !active)
+                return rc;
+        rc = cert_agg(q, r->signed_day, provider, r->county, r->sex,
+                      r->resolution == TAG_MAPPING || r->resolution == TAG_LEVEL, +1);
         return rc ? rc : recompute_key(q, provider, r->patient_ps, err, errlen);
 }
 
@@ -801,6 +844,338 @@ static int bind_range(sqlite3_stmt *s, int k, const struct stats_scan *q)
         return k + 2;
 }
 
+/* ---- as of a past day: the cases of the scope recomputed from the facts visible then ---- */
+
+/* A fact is visible on day D when it was signed by D and not revoked by D. */
+#define VISIBLE_AT "signed_day <= ? AND (active = 1 OR revoked_day > ?)"
+
+struct asof {
+        struct sq *q;
+        const struct stats_scan *qs;
+        stats_row_cb cb;
+        void *arg;
+        int32_t day_from, day_to; /* the scan's months as days */
+        bool per_unit;            /* unit-scope rows are needed */
+        int64_t next_case;        /* case ids of this scan only (ordering, not identity) */
+        struct sf_fact *f;
+        size_t n, cap;
+        struct sf_case *cases;
+        size_t ccap;
+        struct sf_row *keep;
+        size_t kcap;
+        char *err;
+        size_t errlen;
+};
+
+static bool asof_row_wanted(const struct stats_scan *qs, const struct sf_row *r)
+{
+        if (r->month < qs->month_from || r->month > qs->month_to)
+                return false;
+        if (qs->county >= 0 && r->county != qs->county)
+                return false;
+        if (qs->all_units)
+                return r->scope > 0;
+        if (qs->units) {
+                for (size_t u = 0; u < qs->n_units; u++)
+                        if (r->scope == qs->units[u])
+                                return true;
+                return false;
+        }
+        return r->scope == 0;
+}
+
+static int row_month_cmp(const void *x, const void *y)
+{
+        const struct sf_row *a = x, *b = y;
+        if (a->month != b->month)
+                return a->month < b->month ? -1 : 1;
+        return a->scope < b->scope ? -1 : a->scope > b->scope;
+}
+
+static int asof_push(struct asof *a, const struct sf_fact *x)
+{
+        if (a->n >= SF_MAX_CASE_FACTS) {
+                snprintf(a->err, a->errlen,
+                         "more than %d sick-leave facts for one patient at one care provider",
+                         SF_MAX_CASE_FACTS);
+                return STATS_EINVAL;
+        }
+        if (a->n == a->cap) {
+                size_t nc = a->cap ? a->cap * 2 : 64;
+                struct sf_fact *nf = realloc(a->f, nc * sizeof *nf);
+                if (!nf) {
+                        snprintf(a->err, a->errlen, "out of memory");
+                        return STATS_ESTORE;
+                }
+                a->f = nf;
+                a->cap = nc;
+        }
+        a->f[a->n++] = *x;
+        return 0;
+}
+
+/* The facts of one (care provider, patient) in a->f: partition them into cases with the
+ * same code as the incremental state (sf_partition, sf_case_rows), keep the rows the scan
+ * selects, and hand them on in the scan's order, one case after the other. */
+static int asof_emit_key(struct asof *a, int32_t provider)
+{
+        const struct stats_scan *qs = a->qs;
+        bool overlap = false, county = qs->county < 0, unit = !qs->units || qs->all_units;
+        for (size_t i = 0; i < a->n; i++) {
+                const struct sf_fact *x = &a->f[i];
+                overlap |= x->start <= a->day_to && x->end >= a->day_from;
+                county |= x->county == qs->county; /* a row's county is one of its facts' */
+                for (size_t u = 0; !unit && u < qs->n_units; u++)
+                        unit = x->unit == qs->units[u];
+        }
+        if (!overlap || !county || !unit)
+                return 0;
+        if (a->ccap < a->n) {
+                struct sf_case *nc = realloc(a->cases, a->n * sizeof *nc);
+                if (!nc) {
+                        snprintf(a->err, a->errlen, "out of memory");
+                        return STATS_ESTORE;
+                }
+                a->cases = nc;
+                a->ccap = a->n;
+        }
+        size_t ncases = 0;
+        sf_partition(a->f, a->n, a->cases, &ncases);
+        int rc = 0;
+        for (size_t c = 0; rc == 0 && c < ncases; c++) {
+                const struct sf_case *cs = &a->cases[c];
+                if (cs->start > a->day_to || cs->end < a->day_from)
+                        continue;
+                struct sf_row *rows = NULL;
+                long nr = sf_case_rows(a->f + cs->first, cs->n, a->per_unit, &rows);
+                if (nr < 0) {
+                        snprintf(a->err, a->errlen,
+                                 "sick-leave case spans more than %d months or out of memory",
+                                 SF_MAX_CASE_MONTHS);
+                        return STATS_EINVAL;
+                }
+                size_t k = 0;
+                for (long i = 0; i < nr; i++) {
+                        if (!asof_row_wanted(qs, &rows[i]))
+                                continue;
+                        if (k == a->kcap) {
+                                size_t ncap = a->kcap ? a->kcap * 2 : 64;
+                                struct sf_row *nk = realloc(a->keep, ncap * sizeof *nk);
+                                if (!nk) {
+                                        free(rows);
+                                        snprintf(a->err, a->errlen, "out of memory");
+                                        return STATS_ESTORE;
+                                }
+                                a->keep = nk;
+                                a->kcap = ncap;
+                        }
+                        a->keep[k++] = rows[i];
+                }
+                free(rows);
+                if (k > 1)
+                        qsort(a->keep, k, sizeof *a->keep,
+                              qs->scope_order ? row_key_cmp : row_month_cmp);
+                const int64_t case_id = ++a->next_case;
+                for (size_t i = 0; rc == 0 && i < k; i++) {
+                        struct stats_row_rec rec = {
+                            .case_id = case_id, .provider = provider, .r = a->keep[i]};
+                        rc = a->cb(a->arg, &rec);
+                }
+        }
+        return rc;
+}
+
+/* Unit scans: the (care provider, patient) keys with a certificate at one of the units,
+ * visible on the day, with a period in the scan's months; then each key's visible facts at
+ * every unit of its provider (length counts them all, §1.3). */
+static int asof_units(struct asof *a)
+{
+        struct sq *q = a->q;
+        const struct stats_scan *qs = a->qs;
+        char in[8 + 2 * STATS_MAX_UNITS] = "(";
+        for (size_t u = 0; u < qs->n_units; u++)
+                strcat(in, u ? ",?" : "?");
+        strcat(in, ")");
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT DISTINCT f.provider, f.patient_ps FROM fact f WHERE f.followup IN %s "
+                 "AND f.seq = 0 AND f.kind = 1 AND f.signed_day <= ? AND (f.active = 1 OR "
+                 "f.revoked_day > ?) AND EXISTS (SELECT 1 FROM fact g WHERE g.id BETWEEN f.id "
+                 "AND f.id + %d AND g.cert_seq = f.cert_seq AND g.start_day <= ? AND "
+                 "g.end_day >= ?)%s",
+                 in, INTYG_MAX_PERIODS - 1, qs->provider ? " AND f.provider = ?" : "");
+        sqlite3_stmt *ks = NULL, *fs = NULL;
+        struct key {
+                int32_t provider;
+                unsigned char ps[PSEUDONYM_LEN];
+        } *keys = NULL;
+        size_t nkeys = 0, kcap = 0;
+        int rc = 0, sr;
+        if (sqlite3_prepare_v2(q->db, sql, -1, &ks, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(q->db,
+                               "SELECT " FACT_COLS " FROM fact WHERE provider = ? AND "
+                               "patient_ps = ? AND kind = 1 AND " VISIBLE_AT,
+                               -1, &fs, NULL) != SQLITE_OK) {
+                rc = sqerr(q, a->err, a->errlen, "prepare as-of scan");
+                goto done;
+        }
+        int k = 1;
+        for (size_t u = 0; u < qs->n_units; u++)
+                sqlite3_bind_int(ks, k++, qs->units[u]);
+        sqlite3_bind_int(ks, k++, qs->as_of);
+        sqlite3_bind_int(ks, k++, qs->as_of);
+        sqlite3_bind_int(ks, k++, a->day_to);
+        sqlite3_bind_int(ks, k++, a->day_from);
+        if (qs->provider)
+                sqlite3_bind_int(ks, k++, qs->provider);
+        while ((sr = sqlite3_step(ks)) == SQLITE_ROW) {
+                if (sqlite3_column_bytes(ks, 1) != PSEUDONYM_LEN)
+                        continue;
+                if (nkeys == kcap) {
+                        size_t ncap = kcap ? kcap * 2 : 64;
+                        struct key *nk = realloc(keys, ncap * sizeof *nk);
+                        if (!nk) {
+                                snprintf(a->err, a->errlen, "out of memory");
+                                rc = STATS_ESTORE;
+                                goto done;
+                        }
+                        keys = nk;
+                        kcap = ncap;
+                }
+                keys[nkeys].provider = sqlite3_column_int(ks, 0);
+                memcpy(keys[nkeys].ps, sqlite3_column_blob(ks, 1), PSEUDONYM_LEN);
+                nkeys++;
+        }
+        if (sr != SQLITE_DONE) {
+                rc = sqerr(q, a->err, a->errlen, "as-of scan");
+                goto done;
+        }
+        for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+                sqlite3_bind_int(fs, 1, keys[i].provider);
+                sqlite3_bind_blob(fs, 2, keys[i].ps, PSEUDONYM_LEN, SQLITE_STATIC);
+                sqlite3_bind_int(fs, 3, qs->as_of);
+                sqlite3_bind_int(fs, 4, qs->as_of);
+                a->n = 0;
+                while (rc == 0 && (sr = sqlite3_step(fs)) == SQLITE_ROW) {
+                        struct sf_fact x;
+                        fact_read(fs, 0, &x);
+                        rc = asof_push(a, &x);
+                }
+                if (rc == 0 && sr != SQLITE_DONE)
+                        rc = sqerr(q, a->err, a->errlen, "as-of facts");
+                sqlite3_reset(fs);
+                if (rc == 0)
+                        rc = asof_emit_key(a, keys[i].provider);
+        }
+done:
+        sqlite3_finalize(ks);
+        sqlite3_finalize(fs);
+        free(keys);
+        return rc;
+}
+
+/* Provider, county and country scans: every visible fact of the provider (or of all), in
+ * (provider, patient) order, one key at a time. */
+static int asof_all(struct asof *a)
+{
+        struct sq *q = a->q;
+        const struct stats_scan *qs = a->qs;
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT provider, patient_ps, " FACT_COLS " FROM fact WHERE kind = 1 AND "
+                 "patient_ps IS NOT NULL AND " VISIBLE_AT "%s ORDER BY provider, patient_ps",
+                 qs->provider ? " AND provider = ?" : "");
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(q->db, sql, -1, &s, NULL) != SQLITE_OK)
+                return sqerr(q, a->err, a->errlen, "prepare as-of scan");
+        sqlite3_bind_int(s, 1, qs->as_of);
+        sqlite3_bind_int(s, 2, qs->as_of);
+        if (qs->provider)
+                sqlite3_bind_int(s, 3, qs->provider);
+        int32_t cur_provider = 0;
+        unsigned char cur[PSEUDONYM_LEN] = {0};
+        int rc = 0, sr;
+        a->n = 0;
+        while (rc == 0 && (sr = sqlite3_step(s)) == SQLITE_ROW) {
+                int32_t provider = sqlite3_column_int(s, 0);
+                const void *ps = sqlite3_column_blob(s, 1);
+                if (!ps || sqlite3_column_bytes(s, 1) != PSEUDONYM_LEN)
+                        continue;
+                if (a->n > 0 && (provider != cur_provider || memcmp(ps, cur, PSEUDONYM_LEN))) {
+                        rc = asof_emit_key(a, cur_provider);
+                        a->n = 0;
+                }
+                cur_provider = provider;
+                memcpy(cur, ps, PSEUDONYM_LEN);
+                struct sf_fact x;
+                fact_read(s, 2, &x);
+                if (rc == 0)
+                        rc = asof_push(a, &x);
+        }
+        if (rc == 0 && sr != SQLITE_DONE)
+                rc = sqerr(q, a->err, a->errlen, "as-of scan");
+        if (rc == 0 && a->n > 0)
+                rc = asof_emit_key(a, cur_provider);
+        sqlite3_finalize(s);
+        return rc;
+}
+
+static int scan_rows_asof(struct sq *q, const struct stats_scan *qs, stats_row_cb cb, void *arg,
+                          char *err, size_t errlen)
+{
+        struct asof a = {.q = q,
+                         .qs = qs,
+                         .cb = cb,
+                         .arg = arg,
+                         .day_from = sf_month_first(qs->month_from),
+                         .day_to = sf_month_last(qs->month_to),
+                         .per_unit = qs->units != NULL || qs->all_units,
+                         .err = err,
+                         .errlen = errlen};
+        int rc = qs->units && !qs->all_units ? asof_units(&a) : asof_all(&a);
+        free(a.f);
+        free(a.cases);
+        free(a.keep);
+        return rc > 0 ? 0 : rc;
+}
+
+static int sq_horizon(struct stats_store *st, const struct stats_scan *qs, int32_t *day)
+{
+        struct sq *q = SQ(st);
+        *day = INT32_MIN;
+        char sql[512];
+        bool units = qs->units && !qs->all_units && qs->n_units > 0;
+        if (qs->n_units > STATS_MAX_UNITS)
+                return STATS_EINVAL;
+        if (units) {
+                char in[8 + 2 * STATS_MAX_UNITS] = "(";
+                for (size_t u = 0; u < qs->n_units; u++)
+                        strcat(in, u ? ",?" : "?");
+                strcat(in, ")");
+                snprintf(sql, sizeof sql,
+                         "SELECT max(day) FROM horizon WHERE provider IN (SELECT DISTINCT "
+                         "provider FROM fact WHERE followup IN %s AND seq = 0)",
+                         in);
+        } else {
+                snprintf(sql, sizeof sql, "SELECT max(day) FROM horizon%s",
+                         qs->provider ? " WHERE provider = ?" : "");
+        }
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(q->db, sql, -1, &s, NULL) != SQLITE_OK)
+                return STATS_ESTORE;
+        int k = 1;
+        if (units)
+                for (size_t u = 0; u < qs->n_units; u++)
+                        sqlite3_bind_int(s, k++, qs->units[u]);
+        else if (qs->provider)
+                sqlite3_bind_int(s, k++, qs->provider);
+        int sr = sqlite3_step(s);
+        if (sr == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+                *day = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        return sr == SQLITE_ROW || sr == SQLITE_DONE ? 0 : STATS_ESTORE;
+}
+
 static int sq_scan_rows(struct stats_store *st, const struct stats_scan *qs, stats_row_cb cb,
                         void *arg, char *err, size_t errlen)
 {
@@ -809,6 +1184,8 @@ static int sq_scan_rows(struct stats_store *st, const struct stats_scan *qs, sta
                 snprintf(err, errlen, "1 to %d units per query", STATS_MAX_UNITS);
                 return STATS_EINVAL;
         }
+        if (qs->as_of_cut)
+                return scan_rows_asof(q, qs, cb, arg, err, errlen);
         char scope[8 + 2 * STATS_MAX_UNITS] = "= 0";
         if (qs->all_units) {
                 snprintf(scope, sizeof scope, "> 0");
@@ -896,39 +1273,60 @@ static int sq_scan_agg(struct stats_store *st, const struct stats_scan *qs, enum
         return rc > 0 ? 0 : rc;
 }
 
+static int cert_row(sqlite3_stmt *s, stats_cert_cb cb, void *arg)
+{
+        int res = sqlite3_column_int(s, 4);
+        struct stats_cert_rec c = {
+            .month = sf_month_of_day(sqlite3_column_int(s, 0)),
+            .provider = sqlite3_column_int(s, 1),
+            .sex = sqlite3_column_int(s, 2),
+            .county = sqlite3_column_int(s, 3),
+            .n = 1,
+            .nres = res == TAG_MAPPING || res == TAG_LEVEL,
+        };
+        return cb(arg, &c);
+}
+
 static int sq_scan_certs(struct stats_store *st, const struct stats_scan *qs, stats_cert_cb cb,
                          void *arg, char *err, size_t errlen)
 {
         struct sq *q = SQ(st);
+        const bool by_unit = qs->units && !qs->all_units;
+        if (!by_unit && !qs->as_of_cut) {
+                snprintf(err, errlen, "certificate scan without units needs as_of");
+                return STATS_EINVAL;
+        }
+        /* Without a cut: the active certificates. With one: those visible on the day. */
+        int32_t last = sf_month_last(qs->month_to);
+        const int32_t hide = qs->as_of_cut ? qs->as_of : INT32_MAX;
+        if (qs->as_of_cut && qs->as_of < last)
+                last = qs->as_of;
         char sql[512];
         snprintf(sql, sizeof sql,
-                 "SELECT signed_day, provider, sex, county, resolution FROM fact WHERE "
-                 "followup = ? AND seq = 0 AND signed_day BETWEEN ? AND ? AND active = 1%s",
-                 qs->provider ? " AND provider = ?" : "");
+                 "SELECT signed_day, provider, sex, county, resolution FROM fact WHERE %s"
+                 "seq = 0 AND kind = 1 AND signed_day BETWEEN ? AND ? AND (active = 1 OR "
+                 "revoked_day > ?)%s%s",
+                 by_unit ? "followup = ? AND " : "", qs->provider ? " AND provider = ?" : "",
+                 !by_unit && qs->county >= 0 ? " AND county = ?" : "");
         sqlite3_stmt *s = NULL;
         if (sqlite3_prepare_v2(q->db, sql, -1, &s, NULL) != SQLITE_OK)
                 return sqerr(q, err, errlen, "prepare certificate scan");
         int rc = 0;
-        for (size_t u = 0; rc == 0 && u < qs->n_units; u++) {
-                sqlite3_bind_int(s, 1, qs->units[u]);
-                sqlite3_bind_int(s, 2, sf_month_first(qs->month_from));
-                sqlite3_bind_int(s, 3, sf_month_last(qs->month_to));
+        for (size_t u = 0; rc == 0 && u < (by_unit ? qs->n_units : 1); u++) {
+                int k = 1;
+                if (by_unit)
+                        sqlite3_bind_int(s, k++, qs->units[u]);
+                sqlite3_bind_int(s, k++, sf_month_first(qs->month_from));
+                sqlite3_bind_int(s, k++, last);
+                sqlite3_bind_int(s, k++, hide);
                 if (qs->provider)
-                        sqlite3_bind_int(s, 4, qs->provider);
+                        sqlite3_bind_int(s, k++, qs->provider);
+                if (!by_unit && qs->county >= 0)
+                        sqlite3_bind_int(s, k++, qs->county);
                 int sr;
-                while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
-                        int res = sqlite3_column_int(s, 4);
-                        struct stats_cert_rec c = {
-                            .month = sf_month_of_day(sqlite3_column_int(s, 0)),
-                            .provider = sqlite3_column_int(s, 1),
-                            .sex = sqlite3_column_int(s, 2),
-                            .county = sqlite3_column_int(s, 3),
-                            .n = 1,
-                            .nres = res == TAG_MAPPING || res == TAG_LEVEL,
-                        };
-                        if ((rc = cb(arg, &c)) != 0)
+                while ((sr = sqlite3_step(s)) == SQLITE_ROW)
+                        if ((rc = cert_row(s, cb, arg)) != 0)
                                 break;
-                }
                 if (rc == 0 && sr != SQLITE_DONE)
                         rc = sqerr(q, err, errlen, "certificate scan");
                 sqlite3_reset(s);
@@ -937,17 +1335,20 @@ static int sq_scan_certs(struct stats_store *st, const struct stats_scan *qs, st
         return rc > 0 ? 0 : rc;
 }
 
-static int sq_unit_county(struct stats_store *st, int32_t unit, int *county)
+static int sq_unit_county(struct stats_store *st, int32_t unit, int32_t as_of, int *county)
 {
         struct sq *q = SQ(st);
         sqlite3_stmt *s = NULL;
         *county = 0;
         if (sqlite3_prepare_v2(q->db,
                                "SELECT county, count(*) AS c FROM fact WHERE followup = ? AND "
-                               "seq = 0 GROUP BY county ORDER BY c DESC, county LIMIT 1",
+                               "seq = 0 AND kind = 1 AND " VISIBLE_AT
+                               " GROUP BY county ORDER BY c DESC, county LIMIT 1",
                                -1, &s, NULL) != SQLITE_OK)
                 return STATS_ESTORE;
         sqlite3_bind_int(s, 1, unit);
+        sqlite3_bind_int(s, 2, as_of);
+        sqlite3_bind_int(s, 3, as_of);
         if (sqlite3_step(s) == SQLITE_ROW)
                 *county = sqlite3_column_int(s, 0);
         sqlite3_finalize(s);
@@ -976,13 +1377,13 @@ static void sq_close(struct stats_store *st)
 {
         struct sq *q = SQ(st);
         if (q) {
-                sqlite3_stmt **all[] = {&q->hsa_get,      &q->hsa_ins,     &q->cert_find,
-                                        &q->revoked_find, &q->revoked_ins, &q->fact_ins,
-                                        &q->fact_deact,   &q->key_facts,   &q->key_cases,
-                                        &q->case_rows,    &q->row_ins,     &q->row_del,
-                                        &q->row_upd,      &q->case_ins,    &q->case_upd,
-                                        &q->case_del,     &q->fact_case,   &q->agg_upd,
-                                        &q->sp_begin,     &q->sp_release,  &q->sp_rollback};
+                sqlite3_stmt **all[] = {
+                    &q->hsa_get,     &q->hsa_ins,    &q->cert_find,  &q->revoked_find,
+                    &q->revoked_ins, &q->fact_ins,   &q->fact_deact, &q->key_facts,
+                    &q->key_cases,   &q->case_rows,  &q->row_ins,    &q->row_del,
+                    &q->row_upd,     &q->case_ins,   &q->case_upd,   &q->case_del,
+                    &q->fact_case,   &q->agg_upd,    &q->sp_begin,   &q->sp_release,
+                    &q->sp_rollback, &q->horizon_upd};
                 for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
                         sqlite3_finalize(*all[i]);
                 sqlite3_close(q->db);
@@ -1004,6 +1405,7 @@ static const struct stats_store_ops sqlite_ops = {
     .scan_agg = sq_scan_agg,
     .scan_certs = sq_scan_certs,
     .unit_county = sq_unit_county,
+    .horizon = sq_horizon,
     .counts = sq_counts,
     .close = sq_close,
 };
@@ -1019,20 +1421,20 @@ static int prepare_writer(struct sq *q, char *err, size_t errlen)
             {&q->cert_find,
              "SELECT content, active, provider, patient_ps, signed_day, county, sex, "
              "resolution FROM fact WHERE cert_ps = ? AND kind = 1 ORDER BY seq LIMIT 1"},
-            {&q->revoked_find, "SELECT 1 FROM revoked WHERE cert_ps = ?"},
-            {&q->revoked_ins, "INSERT OR IGNORE INTO revoked(cert_ps) VALUES(?)"},
+            {&q->revoked_find, "SELECT day FROM revoked WHERE cert_ps = ?"},
+            {&q->revoked_ins, "INSERT OR IGNORE INTO revoked(cert_ps, day) VALUES(?, ?)"},
             {&q->fact_ins,
              "INSERT INTO fact(id, kind, cert_ps, cert_seq, seq, active, content, "
              "signed_day, start_day, end_day, degree, provider, unit, followup, "
              "resolution, county, municipality, patient_ps, sex, age, icd, dxgroup, "
-             "chapter, section, prognosis, measures, treatment) VALUES(?,?,?,?,?,?,?,?,?,?,"
-             "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
-            {&q->fact_deact, "UPDATE fact SET active = 0 WHERE cert_ps = ? AND kind = 1"},
-            {&q->key_facts,
-             "SELECT id, cert_seq, start_day, end_day, degree, followup, county, sex, age, "
-             "dxgroup, chapter, section, prognosis, measures, resolution, "
-             "coalesce(case_id, 0) FROM fact WHERE provider = ? AND patient_ps = ? AND "
-             "active = 1 AND kind = 1"},
+             "chapter, section, prognosis, measures, treatment, revoked_day) VALUES(?,?,?,?,?,"
+             "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+            {&q->fact_deact,
+             "UPDATE fact SET active = 0, revoked_day = ? WHERE cert_ps = ? AND kind = 1"},
+            {&q->horizon_upd, "INSERT INTO horizon(provider, day) VALUES(?, ?) ON "
+                              "CONFLICT(provider) DO UPDATE SET day = max(day, excluded.day)"},
+            {&q->key_facts, "SELECT " FACT_COLS ", coalesce(case_id, 0) FROM fact WHERE "
+                            "provider = ? AND patient_ps = ? AND active = 1 AND kind = 1"},
             {&q->key_cases, "SELECT id FROM sjukfall WHERE provider = ? AND patient_ps = ?"},
             {&q->case_rows, "SELECT " ROW_COLS " FROM case_month WHERE case_id = ?"},
             {&q->row_ins, "INSERT INTO case_month(" ROW_COLS
@@ -1056,6 +1458,44 @@ static int prepare_writer(struct sq *q, char *err, size_t errlen)
         for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
                 if (prep(q, p[i].st, p[i].sql, err, errlen) != 0)
                         return STATS_ESTORE;
+        return 0;
+}
+
+/*
+ * Schema 1 -> 2: keep the revocation day. Schema 1 did not record when a certificate was
+ * revoked, so its revoked facts get their signing day: an --as-of report leaves them out on
+ * every day, which is what every report showed before the migration. The horizon (newest
+ * signing or revocation day per care provider) is filled from the facts.
+ */
+static int migrate_v1(struct sq *q, char *err, size_t errlen)
+{
+        sqlite3_stmt *s = NULL;
+        bool v1 = false;
+        if (sqlite3_prepare_v2(q->db, "SELECT v FROM meta WHERE k = 'schema'", -1, &s, NULL) !=
+            SQLITE_OK)
+                return 0; /* a new store: no meta table yet */
+        if (sqlite3_step(s) == SQLITE_ROW)
+                v1 = strcmp((const char *)sqlite3_column_text(s, 0), "1") == 0;
+        sqlite3_finalize(s);
+        if (!v1)
+                return 0;
+        if (exec(q,
+                 "BEGIN IMMEDIATE;"
+                 "ALTER TABLE fact ADD COLUMN revoked_day INTEGER;"
+                 "UPDATE fact SET revoked_day = signed_day WHERE active = 0;"
+                 "ALTER TABLE revoked ADD COLUMN day INTEGER;"
+                 "CREATE TABLE IF NOT EXISTS horizon(provider INTEGER PRIMARY KEY, day INTEGER "
+                 "NOT NULL);"
+                 "INSERT OR REPLACE INTO horizon(provider, day) SELECT provider, "
+                 "max(signed_day) FROM fact GROUP BY provider;"
+                 "UPDATE meta SET v = '2' WHERE k = 'schema';"
+                 "COMMIT;",
+                 err, errlen) != 0) {
+                char e2[128];
+                exec(q, "ROLLBACK", e2, sizeof e2);
+                return STATS_ESTORE;
+        }
+        LOGI("stats_store_migrated", "from", "1", "to", SCHEMA_VERSION);
         return 0;
 }
 
@@ -1083,8 +1523,10 @@ static int check_meta(struct sq *q, const unsigned char *fingerprint, char *err,
                 const char *k = (const char *)sqlite3_column_text(s, 0);
                 const char *v = (const char *)sqlite3_column_text(s, 1);
                 if (strcmp(k, "schema") == 0 && strcmp(v, SCHEMA_VERSION) != 0) {
-                        snprintf(err, errlen, "statistics store schema %s, expected %s", v,
-                                 SCHEMA_VERSION);
+                        snprintf(err, errlen,
+                                 "statistics store schema %s, expected %s (an older store is "
+                                 "migrated when the daemon or `stats ingest` opens it)",
+                                 v, SCHEMA_VERSION);
                         rc = STATS_ESTORE;
                 }
                 if (strcmp(k, "key_fingerprint") == 0) {
@@ -1139,7 +1581,7 @@ struct stats_store *stats_sqlite_open(const char *path, bool readonly,
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                          "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
                          err, errlen) != 0 ||
-                    exec(q, schema_sql, err, errlen) != 0 ||
+                    migrate_v1(q, err, errlen) != 0 || exec(q, schema_sql, err, errlen) != 0 ||
                     check_meta(q, fingerprint, err, errlen) != 0 ||
                     prepare_writer(q, err, errlen) != 0) {
                         sq_close(st);

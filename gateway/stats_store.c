@@ -120,8 +120,20 @@ int stats_record_from_intyg(const struct pseudonym *ps, const struct intyg *in,
                 snprintf(err, errlen, "certificate id too long to pseudonymise");
                 return STATS_EINVAL;
         }
-        if (in->kind == INTYG_REVOKE)
+        if (in->kind == INTYG_REVOKE) {
+                /* The revocation's own day decides what --as-of sees; without one, the day
+                 * the gateway learns of it. */
+                out->revoked_day = -1;
+                if (strlen(in->sent_at) >= 10) {
+                        char d[11];
+                        memcpy(d, in->sent_at, 10);
+                        d[10] = '\0';
+                        out->revoked_day = intyg_date_to_day(d);
+                }
+                if (out->revoked_day < 0)
+                        out->revoked_day = today_day();
                 return STATS_OK;
+        }
         if (in->kind != INTYG_REGISTER) {
                 snprintf(err, errlen, "unknown request kind");
                 return STATS_EINVAL;

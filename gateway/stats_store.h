@@ -81,7 +81,9 @@ const char *stats_measure_code(int idx);
 /** What one certificate leaves in the statistics: no personnummer, no birth date. */
 struct stats_record {
         enum intyg_kind kind;
-        unsigned char content[32];               /* SHA-256 over everything below */
+        int32_t revoked_day;       /* revoke: the revocation's own day (skickatTidpunkt, else the
+                                      day it was recorded); outside the content hash */
+        unsigned char content[32]; /* SHA-256 over everything below */
         unsigned char cert_ps[PSEUDONYM_LEN];    /* pseudonym of the certificate id */
         unsigned char patient_ps[PSEUDONYM_LEN]; /* pseudonym of (care provider, patient) */
         int32_t signed_day;
@@ -144,6 +146,11 @@ struct stats_scan {
         int county;       /* -1: any */
         bool all_units;   /* every unit scope (> 0) instead of units / scope 0 */
         bool scope_order; /* rows ordered by case, scope, month (else case, month, scope) */
+        /* As of a past day: only facts signed on or before as_of and not revoked by then
+         * (revoked_day > as_of). scan_rows then recomputes the cases of the scope from those
+         * facts instead of reading the incremental state; scan_certs filters the same way. */
+        bool as_of_cut;
+        int32_t as_of;
 };
 
 struct stats_row_rec {
@@ -186,11 +193,18 @@ struct stats_store_ops {
                          void *arg, char *err, size_t errlen);
         int (*scan_agg)(struct stats_store *st, const struct stats_scan *q, enum stats_dim dim,
                         stats_agg_cb cb, void *arg, char *err, size_t errlen);
-        /** Certificates of the given unit scopes by signing month (active ones). */
+        /** Certificates of the given unit scopes by signing month (active ones, or those
+         * visible at as_of with as_of_cut); without units (provider, county or every
+         * certificate) only with as_of_cut: otherwise the aggregates answer. */
         int (*scan_certs)(struct stats_store *st, const struct stats_scan *q, stats_cert_cb cb,
                           void *arg, char *err, size_t errlen);
-        /** The county most of a follow-up unit's facts carry (0 if none). */
-        int (*unit_county)(struct stats_store *st, int32_t unit, int *county);
+        /** The county most of a follow-up unit's visible certificates carry (0 if none); as_of
+         * (a day, or INT32_MAX for now) hides certificates signed later or revoked by then. */
+        int (*unit_county)(struct stats_store *st, int32_t unit, int32_t as_of, int *county);
+        /** The newest signing or revocation day of the facts that can reach the scan's rows
+         * (the care providers of its units, its provider, or every provider); INT32_MIN if
+         * none. The incremental state answers any as_of at or after it. */
+        int (*horizon)(struct stats_store *st, const struct stats_scan *q, int32_t *day);
         /** Counts for the operator: facts, certificates, cases, rows. */
         int (*counts)(struct stats_store *st, int64_t out[4]);
         void (*close)(struct stats_store *st);
