@@ -272,6 +272,7 @@ phase() {
                 echo "load_cpu_us=$(jget "$W/$name.json" \
                         '["cpu_user_s"]*0+(d["cpu_user_s"]+d["cpu_sys_s"])*1e6/max(1,d["sent"])')"
                 echo "not_ok=$(jget "$W/$name.json" '["sent"]-d["ok"]')"
+                echo "loadavg=$(cut -d' ' -f1 /proc/loadavg)"
         } >"$W/$name.env"
         if [ "$got" -lt "$ok" ]; then
                 echo "   WARNING: FK has $got of $ok accepted certificates after ${DRAIN_MAX}s"
@@ -367,6 +368,7 @@ TABLE="$W/table.md"
         echo "| CPU per certificate at $RATE/s (us) | $(f0 "$(val gw_rate cpu_us)") | $(f0 "$(val $NGX_RATE_ENV cpu_us)") | $(ratio "$(val gw_rate cpu_us)" "$(val $NGX_RATE_ENV cpu_us)") |"
         echo "| full handshakes/s (new connection per certificate, $HS_CONNS parallel) | $(f0 "$(val gw_hs tput)") | $(f0 "$(val ngx_hs tput)") | $(ratio "$(val gw_hs tput)" "$(val ngx_hs tput)") |"
         echo "| sharing the machine: FK simulator / load generator CPU per certificate (us) | $(f0 "$(val gw_cap fk_cpu_us)") / $(f0 "$(val gw_cap load_cpu_us)") | $(f0 "$(val ngx_cap fk_cpu_us)") / $(f0 "$(val ngx_cap load_cpu_us)") | |"
+        echo "| machine load average (1 min, other sessions included) after the capacity / rate runs | $(val gw_cap loadavg) / $(val gw_rate loadavg) | $(val ngx_cap loadavg) / $(val $NGX_RATE_ENV loadavg) | |"
         echo "| requests not answered OK (capacity / rate / handshake runs) | $(val gw_cap not_ok) / $(val gw_rate not_ok) / $(val gw_hs not_ok) | $(val ngx_cap not_ok) / $( [ "$QUICK" = 0 ] && val ngx_rate not_ok || echo –) / $(val ngx_hs not_ok) | |"
         echo
         echo "| reference: validation alone | docs/s | CPU per doc (us) | ratio intygsgw end to end / xmllint |"
