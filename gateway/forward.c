@@ -55,7 +55,8 @@ struct forwarder {
         uint64_t rng;
         /* Claimed ahead (a ring): a finished transfer starts the next one at once instead of
          * waiting for a claim queued behind the outbox's group commit. Only while the circuit
-         * is closed; released back to the queue when it opens or on close. */
+         * is closed; released back to the queue when it opens or on close. Leases (5 min) are
+         * far longer than the ring takes to drain at any rate FK answers. */
         struct outbox_record *ready[FK_READY_MAX];
         size_t ready_head, n_ready;
         /* copied from the config so that a reload never leaves dangling pointers */
@@ -371,13 +372,13 @@ void forwarder_kick(struct forwarder *f)
         }
         if (f->claiming)
                 return;
-        /* Claim ahead up to twice the concurrency while FK answers; one at a time (the next
-         * probe) while the circuit is open. */
+        /* While FK answers, refill in bulk once fewer than `concurrency` records are ready: a
+         * claim is a write that waits behind the outbox's group commit (one fsync), so under
+         * load each commit cycle must hand over many records, not a few. One at a time (the
+         * next probe) while the circuit is open. */
         size_t want;
         if (f->breaker.state == BREAKER_CLOSED) {
-                size_t target = (size_t)f->concurrency * 2;
-                size_t have = f->n_ready + (size_t)f->in_flight;
-                want = have < target ? target - have : 0;
+                want = f->n_ready < (size_t)f->concurrency ? FK_READY_MAX - f->n_ready : 0;
         } else {
                 want = f->n_ready == 0 && f->in_flight == 0 ? 1 : 0;
                 if (want && breaker_next_probe_ms(&f->breaker) > now)

@@ -28,8 +28,11 @@
  * been fsync'ed: OB_PUT_STORED and OB_PUT_DUPLICATE mean the record (body, hash, tags and the
  * "received" event) survives a crash of the process or of the machine from that moment on,
  * and only then may the caller be told "OK". OB_PUT_ERROR means nothing of the request was
- * written: the whole batch it was part of was rolled back. The same holds for every other
- * write (claim, mark_*, replay, discard, purge): its callback fires after COMMIT.
+ * written: the whole batch it was part of was rolled back. Every other write (claim, mark_*,
+ * replay, discard, purge) also calls back after COMMIT; replay and discard are fsync'd like
+ * puts, but a batch of claims and marks alone commits without fsync (synchronous=NORMAL): a
+ * crash may undo the latest of those, which only sends an intyg to FK again (answered INFO).
+ * The next fsync'd commit makes every earlier commit durable, in order.
  *
  * A claimed record is a lease (owner node id, expiry). If the node dies with records in
  * flight, they are claimable again once their lease expires (by any node), and at start-up
@@ -168,7 +171,7 @@ struct outbox_stats {
         uint64_t puts;     /* put requests */
         uint64_t stored, duplicates, conflicts, put_errors;
         uint64_t batches;   /* wakeups of the writer that found work */
-        uint64_t commits;   /* COMMITs of write transactions = fsyncs of the WAL */
+        uint64_t commits;   /* COMMITs of write transactions (fsync'd if they hold a put) */
         uint64_t rollbacks; /* batches rolled back after a database error */
         uint64_t max_batch; /* most requests in one transaction */
 };

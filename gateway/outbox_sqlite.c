@@ -136,7 +136,8 @@ struct sq {
         sqlite3 *db;
         sqlite3_stmt *st[S_COUNT];
         char node[OUTBOX_NODE_MAX + 1];
-        char err[256]; /* the last database error, for the batch's callers */
+        char err[256];  /* the last database error, for the batch's callers */
+        bool sync_full; /* PRAGMA synchronous is FULL (else NORMAL) */
 };
 
 static int64_t wall_ms(void)
@@ -731,6 +732,25 @@ static int sq_run_batch(void *impl, struct outbox_req **reqs, size_t n)
         int result = 0;
         if (n_writes > 0) {
                 q->err[0] = '\0';
+                /* Only what a caller or an administrator was told must survive a power cut:
+                 * puts (the OK), replays and discards. A batch of claims and marks alone
+                 * commits without fsync (synchronous=NORMAL in WAL mode); losing one to a crash
+                 * only re-sends an intyg, which FK answers INFO. The next fsync'd commit makes
+                 * every earlier one durable too, in order. */
+                bool need_fsync = false;
+                for (size_t i = 0; i < n; i++) {
+                        enum outbox_req_type t = reqs[i]->type;
+                        need_fsync |= t == OBR_PUT || t == OBR_REPLAY || t == OBR_DISCARD;
+                }
+                if (need_fsync != q->sync_full) {
+                        if (sqlite3_exec(q->db,
+                                         need_fsync ? "PRAGMA synchronous=FULL"
+                                                    : "PRAGMA synchronous=NORMAL",
+                                         NULL, NULL, NULL) == SQLITE_OK)
+                                q->sync_full = need_fsync;
+                        else
+                                LOGW("outbox_sync_mode", "error", sqlite3_errmsg(q->db));
+                }
                 sqlite3_stmt *st = stmt(q, S_BEGIN);
                 int rc = st ? exec_stmt(q, st) : SQLITE_ERROR;
                 for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
@@ -909,6 +929,7 @@ struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *
                          rc != SQLITE_OK ? sqlite3_errmsg(q->db) : buf);
                 goto fail;
         }
+        q->sync_full = true;
         if (sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
                 goto sqlfail;
         if (o && o->max_db_bytes > 0) {
