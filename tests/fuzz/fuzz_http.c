@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+#include "fuzz_entry.h"
 
 /* Small limits so that the fuzzer reaches every refusal (431, 413, 414) quickly. */
 #define FZ_HTTP_MAX_HEADER 2048
@@ -201,21 +202,4 @@ static int fz_http_one(const uint8_t *data, size_t size)
         return 0;
 }
 
-#ifndef FUZZ_NO_MAIN
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        (void)argc;
-        (void)argv;
-        fz_http_init();
-        atexit(fz_http_fini);
-        return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-        return fz_http_one(data, size);
-}
-#endif
+FUZZ_ENTRY(http)

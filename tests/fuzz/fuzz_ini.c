@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "fuzz_entry.h"
 
 static FILE *fz_ini_null;
 
@@ -59,21 +60,4 @@ static int fz_ini_one(const uint8_t *data, size_t size)
         return 0;
 }
 
-#ifndef FUZZ_NO_MAIN
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        (void)argc;
-        (void)argv;
-        fz_ini_init();
-        atexit(fz_ini_fini);
-        return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-        return fz_ini_one(data, size);
-}
-#endif
+FUZZ_ENTRY(ini)

@@ -15,6 +15,7 @@
 #include "hsa.h"
 #include "ldif.h"
 #include "log.h"
+#include "fuzz_entry.h"
 
 #define FZ_LDIF_MAX_ENTRIES 100000 /* bound of the read loop (input is at most ~1 MB) */
 #define FZ_LDIF_MAX_UNITS   2000   /* units looked up per input */
@@ -143,21 +144,4 @@ static int fz_ldif_one(const uint8_t *data, size_t size)
         return 0;
 }
 
-#ifndef FUZZ_NO_MAIN
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        (void)argc;
-        (void)argv;
-        fz_ldif_init();
-        atexit(fz_ldif_fini);
-        return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-        return fz_ldif_one(data, size);
-}
-#endif
+FUZZ_ENTRY(ldif)

@@ -16,6 +16,7 @@
 #include "rules_fk7804.h"
 #include "validate.h"
 #include "xmlsafe.h"
+#include "fuzz_entry.h"
 
 static void fz_rules_check(bool ok, const char *what)
 {
@@ -93,21 +94,4 @@ static int fz_rules_one(const uint8_t *data, size_t size)
         return 0;
 }
 
-#ifndef FUZZ_NO_MAIN
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        (void)argc;
-        (void)argv;
-        fz_rules_init();
-        atexit(fz_rules_fini);
-        return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-        return fz_rules_one(data, size);
-}
-#endif
+FUZZ_ENTRY(rules)

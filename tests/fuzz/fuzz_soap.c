@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "validate.h"
+#include "fuzz_entry.h"
 
 static struct validator *fz_soap_v;
 
@@ -91,21 +92,4 @@ static int fz_soap_one(const uint8_t *data, size_t size)
         return 0;
 }
 
-#ifndef FUZZ_NO_MAIN
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        (void)argc;
-        (void)argv;
-        fz_soap_init();
-        atexit(fz_soap_fini);
-        return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-        return fz_soap_one(data, size);
-}
-#endif
+FUZZ_ENTRY(soap)
