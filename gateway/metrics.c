@@ -262,8 +262,11 @@ char *metrics_render(const struct metrics *m, double uptime_s, size_t *len)
               (double)m->outbox_dead);
         gauge(&b, "intygsgw_outbox_oldest_queued_seconds", "Age of the oldest queued record.",
               m->outbox_oldest_queued_s);
-        counter(&b, "intygsgw_outbox_commits_total", "Group commits (one fsync each).",
+        counter(&b, "intygsgw_outbox_commits_total", "Outbox write transactions committed.",
                 m->outbox_commits);
+        counter(&b, "intygsgw_outbox_fsyncs_total",
+                "Outbox commits made durable with an fsync (those holding a put).",
+                m->outbox_fsyncs);
         counter(&b, "intygsgw_outbox_puts_total",
                 "Put requests executed by group commits (stored, duplicate or conflict).",
                 m->outbox_puts);

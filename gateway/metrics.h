@@ -76,7 +76,7 @@ struct metrics {
         /* outbox gauges (refreshed from the outbox) */
         int64_t outbox_queued, outbox_inflight, outbox_delivered, outbox_dead;
         double outbox_oldest_queued_s;
-        uint64_t outbox_commits, outbox_puts;
+        uint64_t outbox_commits, outbox_fsyncs, outbox_puts;
 
         /* latency */
         struct histogram ack_latency;     /* receive -> OK sent */

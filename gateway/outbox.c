@@ -224,6 +224,8 @@ static void writer_main(void *p)
                 ob->stats.requests += runnable;
                 if (committed > 0)
                         ob->stats.commits++;
+                if (committed > 1)
+                        ob->stats.fsyncs++;
                 if (committed < 0)
                         ob->stats.rollbacks++;
                 if (runnable > ob->stats.max_batch)

@@ -171,7 +171,8 @@ struct outbox_stats {
         uint64_t puts;     /* put requests */
         uint64_t stored, duplicates, conflicts, put_errors;
         uint64_t batches;   /* wakeups of the writer that found work */
-        uint64_t commits;   /* COMMITs of write transactions (fsync'd if they hold a put) */
+        uint64_t commits;   /* COMMITs of write transactions */
+        uint64_t fsyncs;    /* those fsync'd (they held a put, replay or discard) */
         uint64_t rollbacks; /* batches rolled back after a database error */
         uint64_t max_batch; /* most requests in one transaction */
 };
@@ -198,8 +199,9 @@ typedef void (*outbox_counts_cb)(void *arg, int status, const struct outbox_coun
 struct outbox_req;
 struct outbox_ops {
         const char *name;
-        /** Execute reqs[0..n) (writer thread): 1 = a write transaction committed, 0 = there
-         *  was nothing to write, -1 = the write transaction failed and was rolled back. */
+        /** Execute reqs[0..n) (writer thread): 2 = a write transaction committed durably
+         *  (fsync), 1 = committed without fsync (claims and marks only), 0 = there was nothing
+         *  to write, -1 = the write transaction failed and was rolled back. */
         int (*run_batch)(void *impl, struct outbox_req **reqs, size_t n);
         /** Release the connection and impl (writer thread, after the last batch). */
         void (*destroy)(void *impl);

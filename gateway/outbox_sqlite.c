@@ -761,7 +761,7 @@ static int sq_run_batch(void *impl, struct outbox_req **reqs, size_t n)
                         rc = st ? exec_stmt(q, st) : SQLITE_ERROR;
                 }
                 if (rc == SQLITE_OK) {
-                        result = 1;
+                        result = q->sync_full ? 2 : 1;
                 } else {
                         /* All or nothing: some errors roll back by themselves. */
                         if (!sqlite3_get_autocommit(q->db)) {

@@ -203,6 +203,7 @@ static void on_tick(uv_timer_t *t)
         struct outbox_stats st;
         outbox_stats_get(srv->outbox, &st);
         srv->metrics.outbox_commits = st.commits;
+        srv->metrics.outbox_fsyncs = st.fsyncs;
         srv->metrics.outbox_puts = st.puts;
         srv->ready = srv->caller.open && outbox_healthy(srv->outbox) && !srv->draining;
         /* Purge delivered bodies past retention once a minute. */

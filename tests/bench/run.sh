@@ -282,10 +282,10 @@ phase() {
         if [ "$target" = gw ]; then
                 local puts commits vs vn
                 puts=$(gw_metric intygsgw_outbox_puts_total)
-                commits=$(gw_metric intygsgw_outbox_commits_total)
+                commits=$(gw_metric intygsgw_outbox_fsyncs_total)
                 vs=$(gw_metric intygsgw_validation_seconds_sum)
                 vn=$(gw_metric intygsgw_validation_seconds_count)
-                printf '   gateway: %.0f intyg per group commit, validation %.0f us mean\n' \
+                printf '   gateway: %.0f intyg per fsync (group commit), validation %.0f us mean\n' \
                         "$(echo "$puts / ($commits + ($commits == 0))" | bc -l)" \
                         "$(echo "$vs * 1000000 / ($vn + ($vn == 0))" | bc -l)"
                 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" >"$W/$name.metrics"
