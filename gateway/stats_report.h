@@ -44,7 +44,9 @@ struct stats_query {
         const char *ids[STATS_MAX_UNITS]; /* unit HSA-ids, a provider HSA-id or a county */
         size_t n_ids;
         const char *from, *to; /* YYYY-MM, inclusive */
-        const char *as_of;     /* YYYY-MM-DD or NULL: today; months after it are left out */
+        /* YYYY-MM-DD or NULL (now): the report the store would have given on that day, from
+         * the certificates signed by then and not revoked by then; later months left out */
+        const char *as_of;
         enum stats_mode mode;
         int cutoff; /* 0: STATS_CUTOFF_DEFAULT; below the floor raised to it */
         enum stats_view view;
