@@ -187,6 +187,26 @@ else
 fi
 
 echo
+echo "== a revocation of the first certificate (RevokeCertificate v2; sent after it)"
+python3 - "$ROOT/tests/data/lisjp-v1/revokerequest.xml" "${SENT[0]}" "${PNR[0]}" \
+        SE2321000016-A111 SE2321000016-0001 >"$D/revoke.xml" <<'PY'
+import sys
+src, intyg, person, unit, provider = sys.argv[1:]
+t = open(src, encoding="utf-8").read().split("?>", 1)[1]
+t = t.replace("<ns2:extension>intygId</ns2:extension>", "<ns2:extension>%s</ns2:extension>" % intyg)
+t = t.replace("<ns2:extension>191212121212</ns2:extension>", "<ns2:extension>%s</ns2:extension>" % person)
+t = t.replace("<ns2:root>hsaId</ns2:root>", "<ns2:root>%s</ns2:root>" % unit)
+parts = t.split("<ns2:extension>hsaId</ns2:extension>")  # author, unit, care provider
+t = parts[0] + "<ns2:extension>SE2321000016-L001</ns2:extension>" + parts[1] + \
+    "<ns2:extension>%s</ns2:extension>" % unit + parts[2] + \
+    "<ns2:extension>%s</ns2:extension>" % provider + parts[3]
+print('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+      'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>' + t +
+      '</soapenv:Body></soapenv:Envelope>')
+PY
+st=$(post region-a "$D/revoke.xml" "$REV"); printf '   HTTP %s  ' "$st"; summarise
+
+echo
 echo "== waiting until FK has every accepted certificate"
 want=${#SENT[@]}
 for _ in $(seq 1 150); do
@@ -196,6 +216,12 @@ for _ in $(seq 1 150); do
         sleep 0.1
 done
 echo "   FK received $got of $want: $(curl -s "http://127.0.0.1:$FK_CTL/_sim/received")"
+for _ in $(seq 1 50); do
+        rv=$(curl -s "http://127.0.0.1:$FK_CTL/_sim/revoked")
+        [ "$rv" != "{}" ] && break
+        sleep 0.1
+done
+echo "   FK revoked: $rv"
 
 echo
 echo "== gateway status (intygsgw status)"
