@@ -55,8 +55,8 @@ static int days_in_month(int y, int m)
         return m == 2 && is_leap(y) ? 29 : dim[m - 1];
 }
 
-/* Days from civil, after Howard Hinnant's algorithm. */
-static int32_t civil_to_days(int y, int m, int d)
+/* Days from civil and back, after Howard Hinnant's algorithms. */
+int32_t intyg_civil_to_days(int y, int m, int d)
 {
         y -= m <= 2;
         const int era = (y >= 0 ? y : y - 399) / 400;
@@ -78,10 +78,10 @@ int32_t intyg_date_to_day(const char *s)
         int d = (s[8] - '0') * 10 + (s[9] - '0');
         if (y < 1840 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
                 return -1;
-        return civil_to_days(y, m, d);
+        return intyg_civil_to_days(y, m, d);
 }
 
-void intyg_day_to_date(int32_t z, char out[11])
+void intyg_days_to_civil(int32_t z, int *yp, int *mp_out, int *dp)
 {
         z += 719468;
         const int era = (z >= 0 ? z : z - 146096) / 146097;
@@ -93,8 +93,17 @@ void intyg_day_to_date(int32_t z, char out[11])
         const unsigned d = doy - (153 * mp + 2) / 5 + 1;
         const unsigned m = mp < 10 ? mp + 3 : mp - 9;
         y += m <= 2;
+        *yp = y;
+        *mp_out = (int)m;
+        *dp = (int)d;
+}
+
+void intyg_day_to_date(int32_t z, char out[11])
+{
+        int y, m, d;
+        intyg_days_to_civil(z, &y, &m, &d);
         char buf[32];
-        snprintf(buf, sizeof buf, "%04d-%02u-%02u", y % 10000, m % 100, d % 100);
+        snprintf(buf, sizeof buf, "%04d-%02d-%02d", y % 10000, m % 100, d % 100);
         memcpy(out, buf, 10);
         out[10] = '\0';
 }

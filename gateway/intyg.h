@@ -147,6 +147,12 @@ void intyg_wipe(struct intyg *in);
 /** Days since 1970-01-01 of a YYYY-MM-DD date, or -1 unless it is a real calendar date. */
 int32_t intyg_date_to_day(const char *ymd);
 
+/** Days since 1970-01-01 of a proleptic Gregorian date (no range check). */
+int32_t intyg_civil_to_days(int y, int m, int d);
+
+/** The proleptic Gregorian date of a day number. */
+void intyg_days_to_civil(int32_t day, int *y, int *m, int *d);
+
 /** Format a day number as YYYY-MM-DD into out[11]. */
 void intyg_day_to_date(int32_t day, char out[11]);
 

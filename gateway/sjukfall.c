@@ -4,37 +4,22 @@
  */
 #include "sjukfall.h"
 
+#include "intyg.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int32_t days_from_civil(int y, int m, int d)
-{
-        y -= m <= 2;
-        const int era = (y >= 0 ? y : y - 399) / 400;
-        const int yoe = y - era * 400;
-        const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
 int32_t sf_month_of_day(int32_t z)
 {
-        z += 719468;
-        const int era = (z >= 0 ? z : z - 146096) / 146097;
-        const unsigned doe = (unsigned)(z - era * 146097);
-        const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int y = (int)yoe + era * 400;
-        const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        const unsigned mp = (5 * doy + 2) / 153;
-        const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-        y += m <= 2;
-        return y * 12 + (int)m - 1;
+        int y, m, d;
+        intyg_days_to_civil(z, &y, &m, &d);
+        return y * 12 + m - 1;
 }
 
 int32_t sf_month_first(int32_t month)
 {
-        return days_from_civil(month / 12, month % 12 + 1, 1);
+        return intyg_civil_to_days(month / 12, month % 12 + 1, 1);
 }
 
 int32_t sf_month_last(int32_t month)
