@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "log.h"
 
@@ -138,7 +139,76 @@ struct sq {
         char node[OUTBOX_NODE_MAX + 1];
         char err[256];  /* the last database error, for the batch's callers */
         bool sync_full; /* PRAGMA synchronous is FULL (else NORMAL) */
+        /* The checkpointer: its own connection and thread copy the WAL into the database in
+         * the background (PASSIVE), so that neither the copy nor its fsync of the database
+         * file ever sits in the writer's path between a put and its OK. */
+        uv_thread_t ck_thread;
+        uv_mutex_t ck_mu;
+        uv_cond_t ck_cond;
+        bool ck_started, ck_stop;
+        char path[4096];
 };
+
+#define SQ_CHECKPOINT_MS 250 /* how often the checkpointer looks at the WAL */
+
+static void checkpointer(void *arg)
+{
+        struct sq *q = arg;
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+                LOGE("outbox_checkpointer", "error", db ? sqlite3_errmsg(db) : "cannot open");
+                sqlite3_close(db);
+                return;
+        }
+        sqlite3_busy_timeout(db, 1000);
+        uv_mutex_lock(&q->ck_mu);
+        while (!q->ck_stop) {
+                uv_cond_timedwait(&q->ck_cond, &q->ck_mu, (uint64_t)SQ_CHECKPOINT_MS * 1000000);
+                if (q->ck_stop)
+                        break;
+                uv_mutex_unlock(&q->ck_mu);
+                int log_frames = 0, done = 0;
+                int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                                   &done);
+                if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                        LOGW("outbox_checkpoint_failed", "error", sqlite3_errmsg(db));
+                uv_mutex_lock(&q->ck_mu);
+        }
+        uv_mutex_unlock(&q->ck_mu);
+        sqlite3_close(db);
+}
+
+static int checkpointer_start(struct sq *q)
+{
+        if (uv_mutex_init(&q->ck_mu) != 0)
+                return -1;
+        if (uv_cond_init(&q->ck_cond) != 0) {
+                uv_mutex_destroy(&q->ck_mu);
+                return -1;
+        }
+        if (uv_thread_create(&q->ck_thread, checkpointer, q) != 0) {
+                uv_cond_destroy(&q->ck_cond);
+                uv_mutex_destroy(&q->ck_mu);
+                return -1;
+        }
+        q->ck_started = true;
+        return 0;
+}
+
+static void checkpointer_stop(struct sq *q)
+{
+        if (!q->ck_started)
+                return;
+        uv_mutex_lock(&q->ck_mu);
+        q->ck_stop = true;
+        uv_cond_signal(&q->ck_cond);
+        uv_mutex_unlock(&q->ck_mu);
+        uv_thread_join(&q->ck_thread);
+        uv_cond_destroy(&q->ck_cond);
+        uv_mutex_destroy(&q->ck_mu);
+        q->ck_started = false;
+}
 
 static int64_t wall_ms(void)
 {
@@ -806,6 +876,7 @@ static void sq_destroy(void *impl)
         struct sq *q = impl;
         if (!q)
                 return;
+        checkpointer_stop(q);
         sq_close_db(q);
         free(q);
 }
@@ -968,6 +1039,14 @@ struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *
         if (resumed > 0) {
                 snprintf(buf, sizeof buf, "%zu", resumed);
                 LOGI("outbox_resumed", "node", q->node, "records", buf);
+        }
+        /* Checkpoints move to their own thread (see struct sq). */
+        snprintf(q->path, sizeof q->path, "%s", path);
+        if (sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) != SQLITE_OK)
+                goto sqlfail;
+        if (checkpointer_start(q) != 0) {
+                snprintf(err, errlen, "outbox: cannot start the checkpoint thread");
+                goto fail;
         }
         return outbox_new_impl(loop, &sqlite_ops, q, node_id, o ? &o->common : NULL, err, errlen);
 sqlfail:
