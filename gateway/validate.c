@@ -20,6 +20,7 @@
 
 struct validator {
         struct schema_set *schemas;
+        struct xmlsafe_pool *parsers; /* reused parser contexts, one per concurrent request */
 };
 
 struct validator *validator_new(const char *schema_dir, char *err, size_t errlen)
@@ -30,8 +31,15 @@ struct validator *validator_new(const char *schema_dir, char *err, size_t errlen
                 snprintf(err, errlen, "out of memory");
                 return NULL;
         }
+        v->parsers = xmlsafe_pool_new();
+        if (!v->parsers) {
+                snprintf(err, errlen, "out of memory");
+                free(v);
+                return NULL;
+        }
         v->schemas = schema_set_load(schema_dir, err, errlen);
         if (!v->schemas) {
+                xmlsafe_pool_free(v->parsers);
                 free(v);
                 return NULL;
         }
@@ -43,6 +51,7 @@ void validator_free(struct validator *v)
         if (!v)
                 return;
         schema_set_free(v->schemas);
+        xmlsafe_pool_free(v->parsers);
         free(v);
 }
 
@@ -430,24 +439,13 @@ static int make_payload(xmlNode *req, const char *body, size_t len, struct valid
         return 0;
 }
 
-int validate_request(const struct validator *v, const char *body, size_t len,
-                     const struct validate_opts *opts, struct validate_result *out)
+/* Everything after the parse; the caller frees doc. */
+static int validate_tree(const struct validator *v, xmlDocPtr doc, const char *body, size_t len,
+                         bool strict, struct validate_result *out)
 {
-        memset(out, 0, sizeof *out);
-        struct xmlsafe_limits lim;
-        xmlsafe_limits_default(&lim, opts ? opts->max_bytes : 0);
-        const bool strict = opts ? opts->person_id_strict : true;
-        char err[256];
-        xmlDocPtr doc = NULL;
-        enum xmlsafe_err xe = xmlsafe_parse(body, len, &lim, &doc, err, sizeof err);
-        if (xe != XMLSAFE_OK)
-                return fault(out, xmlsafe_err_name(xe), "%s", err);
-
         xmlNode *req = find_request(xmlDocGetRootElement(doc), out);
-        if (!req) {
-                xmlFreeDoc(doc);
+        if (!req)
                 return out->status;
-        }
         enum schema_kind kind;
         if (xmlsafe_is(req, NS_RC, "RegisterCertificate")) {
                 out->contract = RIV_REGISTER;
@@ -456,12 +454,10 @@ int validate_request(const struct validator *v, const char *body, size_t len,
                 out->contract = RIV_REVOKE;
                 kind = SCHEMA_REVOKE;
         } else {
-                fault(out, "unknown_contract",
-                      "unknown service contract: %.60s in namespace %.120s (expected "
-                      "RegisterCertificate v3 or RevokeCertificate v2)",
-                      (const char *)req->name, xmlsafe_ns(req));
-                xmlFreeDoc(doc);
-                return out->status;
+                return fault(out, "unknown_contract",
+                             "unknown service contract: %.60s in namespace %.120s (expected "
+                             "RegisterCertificate v3 or RevokeCertificate v2)",
+                             (const char *)req->name, xmlsafe_ns(req));
         }
 
         int xsd = v ? schema_validate(v->schemas, kind, req, req, &out->errs) : -1;
@@ -470,7 +466,6 @@ int validate_request(const struct validator *v, const char *body, size_t len,
         if (xsd != 0) {
                 extract_id(req, &out->intyg);
                 out->status = VALIDATE_INVALID;
-                xmlFreeDoc(doc);
                 return out->status;
         }
 
@@ -495,17 +490,36 @@ int validate_request(const struct validator *v, const char *body, size_t len,
         if (out->errs.n > 0 || out->errs.dropped > 0) {
                 out->status = VALIDATE_INVALID;
                 intyg_wipe(&out->intyg);
-        } else {
-                out->errs.warnings_only = out->errs.n_warnings > 0;
-                if (make_payload(req, body, len, out) != 0) {
-                        intyg_wipe(&out->intyg);
-                        xmlFreeDoc(doc);
-                        return fault(out, "internal", "internal: cannot serialise the request");
-                }
-                out->status = VALIDATE_OK;
+                return out->status;
         }
-        xmlFreeDoc(doc);
+        out->errs.warnings_only = out->errs.n_warnings > 0;
+        if (make_payload(req, body, len, out) != 0) {
+                intyg_wipe(&out->intyg);
+                return fault(out, "internal", "internal: cannot serialise the request");
+        }
+        out->status = VALIDATE_OK;
         return out->status;
+}
+
+int validate_request(const struct validator *v, const char *body, size_t len,
+                     const struct validate_opts *opts, struct validate_result *out)
+{
+        memset(out, 0, sizeof *out);
+        struct xmlsafe_limits lim;
+        xmlsafe_limits_default(&lim, opts ? opts->max_bytes : 0);
+        const bool strict = opts ? opts->person_id_strict : true;
+        char err[256];
+        xmlDocPtr doc = NULL;
+        /* A pooled parser: its context and dictionary outlive the request; the document is
+         * freed before it goes back (the document shares the dictionary). */
+        struct xmlsafe_parser *ps = v ? xmlsafe_parser_take(v->parsers) : NULL;
+        enum xmlsafe_err xe = v ? xmlsafe_parse_with(ps, body, len, &lim, &doc, err, sizeof err)
+                                : xmlsafe_parse(body, len, &lim, &doc, err, sizeof err);
+        int rc = xe != XMLSAFE_OK ? fault(out, xmlsafe_err_name(xe), "%s", err)
+                                  : validate_tree(v, doc, body, len, strict, out);
+        xmlFreeDoc(doc);
+        xmlsafe_parser_put(v ? v->parsers : NULL, ps);
+        return rc;
 }
 
 char *validate_result_take_payload(struct validate_result *r, size_t *len)

@@ -1,14 +1,15 @@
 /*
  * xmlsafe.c - parse untrusted bytes with libxml2: no network, no DTD, no entities, no DOCTYPE,
  * every size limit checked while parsing (SAX2 callbacks wrapped), every refusal named.
- * Owns: nothing between calls but the one-time libxml2 set-up (xmlsafe_init).
- * Threads: any; each parse has its own parser context.
+ * Owns: the one-time libxml2 set-up (xmlsafe_init) and pools of reusable parser contexts.
+ * Threads: any; a parser (context) is used by one thread at a time, a pool behind a mutex.
  */
 #include "xmlsafe.h"
 
 #include <linux/limits.h> /* PATH_MAX; <limits.h> is shadowed by gateway/limits.h */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -87,10 +88,22 @@ struct pstate {
         unsigned depth;
         size_t elements;
         size_t text_run;
+        const struct xmlsafe_parser *ps; /* libxml2's own SAX2 tree builders */
+};
+
+/* One parser context with the checks below installed in its SAX handler; reusable. */
+struct xmlsafe_parser {
+        xmlParserCtxtPtr ctxt;
         startElementNsSAX2Func start;
         endElementNsSAX2Func end;
         charactersSAXFunc chars;
         charactersSAXFunc blanks;
+        struct xmlsafe_parser *next; /* in a pool's free list */
+};
+
+struct xmlsafe_pool {
+        pthread_mutex_t lock;
+        struct xmlsafe_parser *free_list;
 };
 
 static void refuse(xmlParserCtxtPtr ctxt, struct pstate *st, enum xmlsafe_err e, const char *msg)
@@ -137,8 +150,8 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                         return;
                 }
         }
-        st->start(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
-                  nb_defaulted, attributes);
+        st->ps->start(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
+                      nb_defaulted, attributes);
 }
 
 static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
@@ -150,7 +163,7 @@ static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, c
         st->text_run = 0;
         if (st->depth)
                 st->depth--;
-        st->end(ctx, localname, prefix, uri);
+        st->ps->end(ctx, localname, prefix, uri);
 }
 
 static void count_text(xmlParserCtxtPtr ctxt, struct pstate *st, int len)
@@ -170,8 +183,8 @@ static void on_chars(void *ctx, const xmlChar *ch, int len)
         if (st->err)
                 return;
         count_text(ctxt, st, len);
-        if (!st->err && st->chars)
-                st->chars(ctx, ch, len);
+        if (!st->err && st->ps->chars)
+                st->ps->chars(ctx, ch, len);
 }
 
 static void on_blanks(void *ctx, const xmlChar *ch, int len)
@@ -181,8 +194,8 @@ static void on_blanks(void *ctx, const xmlChar *ch, int len)
         if (st->err)
                 return;
         count_text(ctxt, st, len);
-        if (!st->err && st->blanks)
-                st->blanks(ctx, ch, len);
+        if (!st->err && st->ps->blanks)
+                st->ps->blanks(ctx, ch, len);
 }
 
 static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
@@ -261,8 +274,116 @@ static bool declared_encoding_ok(const char *buf, size_t len, char *name, size_t
         return n == 5 && strncasecmp(e, "UTF-8", 5) == 0;
 }
 
-enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe_limits *lim,
-                               xmlDocPtr *out, char *err, size_t errlen)
+static struct xmlsafe_parser *parser_new(void)
+{
+        xmlsafe_init();
+        struct xmlsafe_parser *ps = calloc(1, sizeof *ps);
+        if (!ps)
+                return NULL;
+        ps->ctxt = xmlNewParserCtxt();
+        if (!ps->ctxt) {
+                free(ps);
+                return NULL;
+        }
+        xmlSAXHandlerPtr sax = ps->ctxt->sax;
+        ps->start = sax->startElementNs;
+        ps->end = sax->endElementNs;
+        ps->chars = sax->characters;
+        ps->blanks = sax->ignorableWhitespace;
+        sax->startElementNs = on_start;
+        sax->endElementNs = on_end;
+        sax->characters = on_chars;
+        sax->cdataBlock = NULL; /* CDATA arrives as characters (XML_PARSE_NOCDATA) */
+        sax->ignorableWhitespace = on_blanks;
+        sax->internalSubset = on_doctype;
+        sax->externalSubset = on_doctype;
+        sax->entityDecl = on_entity_decl;
+        sax->getEntity = on_get_entity;
+        sax->getParameterEntity = NULL;
+        sax->resolveEntity = NULL;
+        sax->serror = on_error;
+        sax->error = NULL;
+        sax->warning = NULL;
+        return ps;
+}
+
+static void parser_free(struct xmlsafe_parser *ps)
+{
+        if (!ps)
+                return;
+        xmlFreeParserCtxt(ps->ctxt);
+        free(ps);
+}
+
+/* Whether a used parser is still small enough to keep: hostile documents can grow its
+ * dictionary (names) and its attribute and name stacks, and a pooled parser lives long. */
+static bool parser_keep(const struct xmlsafe_parser *ps)
+{
+        const xmlParserCtxt *c = ps->ctxt;
+        return xmlDictSize(c->dict) <= XMLSAFE_KEEP_DICT_ENTRIES &&
+               xmlDictGetUsage(c->dict) <= XMLSAFE_KEEP_DICT_BYTES &&
+               c->maxatts <= XMLSAFE_KEEP_ATTS && c->nsMax <= XMLSAFE_KEEP_ATTS &&
+               c->nameMax <= XMLSAFE_KEEP_DEPTH && c->nodeMax <= XMLSAFE_KEEP_DEPTH &&
+               c->spaceMax <= XMLSAFE_KEEP_DEPTH;
+}
+
+struct xmlsafe_pool *xmlsafe_pool_new(void)
+{
+        struct xmlsafe_pool *p = calloc(1, sizeof *p);
+        if (!p)
+                return NULL;
+        if (pthread_mutex_init(&p->lock, NULL) != 0) {
+                free(p);
+                return NULL;
+        }
+        return p;
+}
+
+void xmlsafe_pool_free(struct xmlsafe_pool *p)
+{
+        if (!p)
+                return;
+        struct xmlsafe_parser *ps = p->free_list;
+        while (ps) {
+                struct xmlsafe_parser *next = ps->next;
+                parser_free(ps);
+                ps = next;
+        }
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+struct xmlsafe_parser *xmlsafe_parser_take(struct xmlsafe_pool *p)
+{
+        pthread_mutex_lock(&p->lock);
+        struct xmlsafe_parser *ps = p->free_list;
+        if (ps)
+                p->free_list = ps->next;
+        pthread_mutex_unlock(&p->lock);
+        if (ps) {
+                ps->next = NULL;
+                return ps;
+        }
+        return parser_new();
+}
+
+void xmlsafe_parser_put(struct xmlsafe_pool *p, struct xmlsafe_parser *ps)
+{
+        if (!ps)
+                return;
+        if (!p || !parser_keep(ps)) {
+                parser_free(ps);
+                return;
+        }
+        pthread_mutex_lock(&p->lock);
+        ps->next = p->free_list;
+        p->free_list = ps;
+        pthread_mutex_unlock(&p->lock);
+}
+
+enum xmlsafe_err xmlsafe_parse_with(struct xmlsafe_parser *ps, const char *buf, size_t len,
+                                    const struct xmlsafe_limits *lim, xmlDocPtr *out, char *err,
+                                    size_t errlen)
 {
         *out = NULL;
         if (!buf || len == 0) {
@@ -282,36 +403,18 @@ enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe
                          enc);
                 return XMLSAFE_BAD_ENCODING;
         }
-        xmlsafe_init();
-        xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
-        if (!ctxt) {
+        if (!ps) {
                 snprintf(err, errlen, "xml_no_memory: no parser context");
                 return XMLSAFE_NO_MEMORY;
         }
-        struct pstate st = {.lim = lim};
-        xmlSAXHandlerPtr sax = ctxt->sax;
-        st.start = sax->startElementNs;
-        st.end = sax->endElementNs;
-        st.chars = sax->characters;
-        st.blanks = sax->ignorableWhitespace;
-        sax->startElementNs = on_start;
-        sax->endElementNs = on_end;
-        sax->characters = on_chars;
-        sax->cdataBlock = NULL; /* CDATA arrives as characters (XML_PARSE_NOCDATA) */
-        sax->ignorableWhitespace = on_blanks;
-        sax->internalSubset = on_doctype;
-        sax->externalSubset = on_doctype;
-        sax->entityDecl = on_entity_decl;
-        sax->getEntity = on_get_entity;
-        sax->getParameterEntity = NULL;
-        sax->resolveEntity = NULL;
-        sax->serror = on_error;
-        sax->error = NULL;
-        sax->warning = NULL;
+        xmlParserCtxtPtr ctxt = ps->ctxt;
+        struct pstate st = {.lim = lim, .ps = ps};
         ctxt->_private = &st;
 
         const int opts =
             XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+        /* xmlCtxtReadMemory resets the context first (xmlCtxtReset): a reused context starts
+         * from the same state as a new one, but keeps its dictionary. */
         xmlDocPtr doc = xmlCtxtReadMemory(ctxt, buf, (int)len, NULL, "UTF-8", opts);
         enum xmlsafe_err e = st.err;
         if (e == XMLSAFE_OK && (!doc || !ctxt->wellFormed)) {
@@ -329,7 +432,9 @@ enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe
                 snprintf(st.msg, sizeof st.msg, "no root element");
                 st.line = 1;
         }
-        xmlFreeParserCtxt(ctxt);
+        /* Drop the input (a copy of the body) now rather than at the next parse. */
+        xmlCtxtReset(ctxt);
+        ctxt->_private = NULL;
         if (e != XMLSAFE_OK) {
                 xmlFreeDoc(doc);
                 snprintf(err, errlen, "%s: line %d: %s", xmlsafe_err_name(e), st.line, st.msg);
@@ -337,6 +442,18 @@ enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe
         }
         *out = doc;
         return XMLSAFE_OK;
+}
+
+enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe_limits *lim,
+                               xmlDocPtr *out, char *err, size_t errlen)
+{
+        *out = NULL;
+        if (!buf || len == 0 || len > lim->max_bytes || len > (size_t)__INT_MAX__)
+                return xmlsafe_parse_with(NULL, buf, len, lim, out, err, errlen);
+        struct xmlsafe_parser *ps = parser_new();
+        enum xmlsafe_err e = xmlsafe_parse_with(ps, buf, len, lim, out, err, errlen);
+        parser_free(ps); /* the document keeps its own reference to the dictionary */
+        return e;
 }
 
 /* ---- tree helpers ---- */
