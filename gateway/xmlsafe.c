@@ -411,8 +411,10 @@ enum xmlsafe_err xmlsafe_parse_with(struct xmlsafe_parser *ps, const char *buf, 
         struct pstate st = {.lim = lim, .ps = ps};
         ctxt->_private = &st;
 
-        const int opts =
-            XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+        /* XML_PARSE_COMPACT keeps short text inside its node (no separate allocation); such a
+         * tree must not be modified afterwards, which no caller does (see xmlsafe.h). */
+        const int opts = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR |
+                         XML_PARSE_NOWARNING | XML_PARSE_COMPACT;
         /* xmlCtxtReadMemory resets the context first (xmlCtxtReset): a reused context starts
          * from the same state as a new one, but keeps its dictionary. */
         xmlDocPtr doc = xmlCtxtReadMemory(ctxt, buf, (int)len, NULL, "UTF-8", opts);

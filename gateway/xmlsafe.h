@@ -51,7 +51,8 @@ const char *xmlsafe_err_name(enum xmlsafe_err e);
 /**
  * Parse len bytes as a UTF-8 XML document: no network, no DTD, no entity substitution, no
  * DOCTYPE at all, every limit of lim enforced while parsing. On success *out is the document
- * (free with xmlFreeDoc). On failure *out is NULL and err says what and on which line.
+ * (free with xmlFreeDoc; read-only: it is parsed with XML_PARSE_COMPACT, so do not modify it,
+ * copy it first). On failure *out is NULL and err says what and on which line.
  */
 enum xmlsafe_err xmlsafe_parse(const char *buf, size_t len, const struct xmlsafe_limits *lim,
                                xmlDocPtr *out, char *err, size_t errlen)
