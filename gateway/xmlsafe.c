@@ -467,8 +467,9 @@ const char *xmlsafe_ns(const xmlNode *n)
 
 bool xmlsafe_is(const xmlNode *n, const char *ns, const char *name)
 {
-        return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0 &&
-               strcmp(xmlsafe_ns(n), ns) == 0;
+        /* The first byte settles most misses without a call (siblings are walked by name). */
+        return n && n->type == XML_ELEMENT_NODE && n->name[0] == (unsigned char)name[0] &&
+               strcmp((const char *)n->name, name) == 0 && strcmp(xmlsafe_ns(n), ns) == 0;
 }
 
 xmlNode *xmlsafe_first_elem(const xmlNode *n)
