@@ -47,6 +47,7 @@ struct forwarder {
         uv_timer_t timeout;
         int in_flight;
         bool claiming;
+        bool rekick; /* kicked while a claim was out: it may have missed newer records */
         bool closing;
         bool timer_closed;
         void (*closed_cb)(void *);
@@ -348,7 +349,12 @@ static void on_claimed(void *arg, int status, struct outbox_record **recs, size_
                 maybe_closed(f);
                 return;
         }
-        if (n > 0)
+        /* Claim again when this one brought records, or when records were stored while it was
+         * out (it may have run before their commit); otherwise they would wait for the next
+         * tick, a second later. */
+        bool again = n > 0 || f->rekick;
+        f->rekick = false;
+        if (again)
                 forwarder_kick(f);
 }
 
@@ -370,8 +376,10 @@ void forwarder_kick(struct forwarder *f)
                 if (probe)
                         break;
         }
-        if (f->claiming)
+        if (f->claiming) {
+                f->rekick = true;
                 return;
+        }
         /* While FK answers, refill in bulk once fewer than `concurrency` records are ready: a
          * claim is a write that waits behind the outbox's group commit (one fsync), so under
          * load each commit cycle must hand over many records, not a few. One at a time (the

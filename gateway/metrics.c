@@ -277,6 +277,10 @@ char *metrics_render(const struct metrics *m, double uptime_s, size_t *len)
         hist(&b, "intygsgw_fk_roundtrip_seconds", "One request to FK.", &m->fk_roundtrip);
         hist(&b, "intygsgw_validation_seconds", "Validation on the thread pool.",
              &m->validate_time);
+        hist(&b, "intygsgw_validation_queue_seconds",
+             "From a request read to a pool thread starting its validation.", &m->queue_wait);
+        hist(&b, "intygsgw_store_seconds", "From an outbox put to its durable commit.",
+             &m->store_latency);
         long rss, vsz;
         proc_memory(&rss, &vsz);
         gauge(&b, "process_resident_memory_bytes", "Resident memory size in bytes.", (double)rss);

@@ -83,6 +83,8 @@ struct metrics {
         struct histogram deliver_latency; /* OK -> delivered to FK */
         struct histogram fk_roundtrip;    /* one FK request */
         struct histogram validate_time;   /* validation on the pool */
+        struct histogram queue_wait;      /* request read -> a pool thread starts validating */
+        struct histogram store_latency;   /* outbox put -> durable (the group commit's fsync) */
 };
 
 void metrics_tls_failure(struct metrics *m, const char *reason);

@@ -50,6 +50,7 @@ struct job {
         int64_t received_ms; /* loop clock */
         int64_t received_wall_ms;
         double validate_s;
+        uint64_t queued_ns, started_ns, put_ns; /* uv_hrtime: queued, pool start, outbox put */
 };
 
 static int64_t wall_ms(void)
@@ -132,6 +133,7 @@ static void job_work(uv_work_t *w)
 {
         struct job *j = w->data;
         struct timespec a, b;
+        j->started_ns = uv_hrtime();
         clock_gettime(CLOCK_MONOTONIC, &a);
         if (validate_request(j->srv->validator, j->body, j->len, &j->opts, &j->res) != 0 &&
             j->res.status == VALIDATE_OK) {
@@ -180,6 +182,7 @@ static void on_stored(void *arg, enum outbox_put_result r, const char *detail)
         struct job *j = arg;
         struct server *srv = j->srv;
         const struct intyg *in = &j->res.intyg;
+        histogram_observe(&srv->metrics.store_latency, (double)(uv_hrtime() - j->put_ns) / 1e9);
         switch (r) {
         case OB_PUT_STORED:
                 count_outcome(j, "accepted");
@@ -294,6 +297,9 @@ static void job_done(uv_work_t *w, int status)
         struct job *j = w->data;
         struct server *srv = j->srv;
         histogram_observe(&srv->metrics.validate_time, j->validate_s);
+        if (j->started_ns)
+                histogram_observe(&srv->metrics.queue_wait,
+                                  (double)(j->started_ns - j->queued_ns) / 1e9);
         if (status == UV_ECANCELED || j->c->closing) {
                 job_free(j);
                 return;
@@ -346,6 +352,7 @@ static void job_done(uv_work_t *w, int status)
         item.payload_len = r->payload_len;
         r->payload = NULL;
         r->payload_len = 0;
+        j->put_ns = uv_hrtime();
         int rc = outbox_put(srv->outbox, &item, on_stored, j);
         if (rc != 0) {
                 count_outcome(j, "error");
@@ -439,6 +446,7 @@ void pipeline_on_request(struct conn *c, struct http_req *req)
                 answer_fault(j, "soap:Client", "empty request body: expected a SOAP envelope");
                 return;
         }
+        j->queued_ns = uv_hrtime();
         int rc = uv_queue_work(srv->loop, &j->work, job_work, job_done);
         if (rc != 0) {
                 j->res.contract = pc;
