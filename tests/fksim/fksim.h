@@ -98,6 +98,8 @@ struct sim_stats {
         uint64_t bad_requests;      /* not XML, unknown operation, bad HTTP */
         uint64_t cuts;
         uint64_t control_requests;
+        int64_t first_new_ms; /* wall clock of the first and last certificate seen for the */
+        int64_t last_new_ms;  /* first time (OK), ms since the epoch; 0: none since reset */
 };
 
 struct conn;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -174,6 +175,16 @@ int sim_apply_config(struct sim *s, const char *body, size_t len, char *err, siz
 
 /* ---- control endpoints -------------------------------------------------------------- */
 
+/* When FK first saw a new certificate (for end-to-end rates measured at FK's side). */
+static void note_new(struct sim_stats *st)
+{
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        st->last_new_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+        if (!st->first_new_ms)
+                st->first_new_ms = st->last_new_ms;
+}
+
 static void config_json_locked(const struct sim *s, struct buf *o)
 {
         const struct sim_behaviour *b = &s->b;
@@ -195,7 +206,8 @@ static void stats_json_locked(const struct sim *s, struct buf *o)
                    "\"requests\":%llu,\"register\":%llu,\"revoke\":%llu,\"ok\":%llu,\"info\":%llu,"
                    "\"errors\":{\"validation\":%llu,\"technical\":%llu,\"http_500\":%llu,"
                    "\"bad_request\":%llu},\"cuts\":%llu,\"control_requests\":%llu,"
-                   "\"distinct_received\":%zu,\"distinct_revoked\":%zu}\n",
+                   "\"distinct_received\":%zu,\"distinct_revoked\":%zu,"
+                   "\"first_new_ms\":%lld,\"last_new_ms\":%lld}\n",
                    (unsigned long long)t->connections, (unsigned long long)t->control_connections,
                    s->active, (unsigned long long)t->handshake_failures,
                    (unsigned long long)t->refused_down, (unsigned long long)t->refused_full,
@@ -204,7 +216,8 @@ static void stats_json_locked(const struct sim *s, struct buf *o)
                    (unsigned long long)t->info, (unsigned long long)t->validation_errors,
                    (unsigned long long)t->technical_errors, (unsigned long long)t->http_500,
                    (unsigned long long)t->bad_requests, (unsigned long long)t->cuts,
-                   (unsigned long long)t->control_requests, s->received.n, s->revoked.n);
+                   (unsigned long long)t->control_requests, s->received.n, s->revoked.n,
+                   (long long)t->first_new_ms, (long long)t->last_new_ms);
 }
 
 static void plain(struct sim_response *rs, int status, const char *msg)
@@ -373,6 +386,8 @@ static void soap_answer(struct sim *s, const struct sim_request *rq, struct sim_
                         s->st.info++;
                 } else {
                         s->st.ok++;
+                        if (sr.op == SIM_OP_REGISTER)
+                                note_new(&s->st);
                 }
                 if (n > 0 && draw(s, s->b.cut_rate)) {
                         rs->action = SIM_SEND_CUT;

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -77,6 +78,7 @@ struct run {
         uint64_t issued;    /* requests handed to a connection */
         uint64_t next_seq;
         uint64_t last_answer;
+        uint64_t last_ok; /* µs: the last OK answer */
         uint64_t last_issue;
         uint64_t next_progress;
         uint64_t progress_ok;
@@ -243,6 +245,7 @@ static void request_done(struct lconn *c, int kind, int status, const char *a, s
                 r->http_status[status / 100]++;
         if (kind < 0) {
                 r->ok++;
+                u->last_ok = t;
                 hist_add(&r->latency, t > c->t_start ? t - c->t_start : 0);
         } else {
                 r->req_errs[kind]++;
@@ -678,6 +681,8 @@ static void finish(struct run *u)
         stop_issuing(u);
         uint64_t end = u->last_answer > u->t0 ? u->last_answer : now_us(u);
         u->r->elapsed_s = u->t0 ? (double)(end - u->t0) / 1e6 : 0;
+        if (u->t0 && u->last_ok > u->t0)
+                u->r->last_ok_wall_s = u->r->start_wall_s + (double)(u->last_ok - u->t0) / 1e6;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         u->r->cpu_user_s = tv_s(ru.ru_utime) - tv_s(u->ru0.ru_utime);
@@ -758,6 +763,9 @@ static void start_clock(struct run *u)
 {
         const struct load_opts *o = u->o;
         u->t0 = now_us(u);
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        u->r->start_wall_s = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
         u->r->setup_s = (double)(u->t0 - u->setup_start) / 1e6;
         getrusage(RUSAGE_SELF, &u->ru0);
         u->next_progress = u->t0 + (uint64_t)o->progress_ms * 1000;

@@ -71,6 +71,8 @@ struct load_result {
         double setup_s;              /* keep-alive: time to set them up */
         double elapsed_s;            /* clock start to the last answer */
         double issue_s;              /* clock start to the last request issued */
+        double start_wall_s;         /* the clock's start, seconds since the epoch */
+        double last_ok_wall_s;       /* the last OK answer, seconds since the epoch (0: none) */
         double cpu_user_s, cpu_sys_s;
         struct hist latency; /* OK answers; µs from the intended send time */
         char samples[LOAD_SAMPLES][LOAD_SAMPLE_LEN];

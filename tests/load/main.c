@@ -321,8 +321,11 @@ static int report_json(const struct load_opts *o, const struct load_result *r, c
         for (int k = 0; k < LERR__N; k++)
                 fprintf(f, "%s\"%s\":%llu", k ? "," : "", load_err_name((enum load_err)k),
                         (unsigned long long)r->conn_errs[k]);
-        fprintf(f, "},\"handshakes\":%llu,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n",
-                (unsigned long long)r->handshakes, r->cpu_user_s, r->cpu_sys_s);
+        fprintf(f,
+                "},\"handshakes\":%llu,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
+                "\"start_wall_s\":%.6f,\"last_ok_wall_s\":%.6f}\n",
+                (unsigned long long)r->handshakes, r->cpu_user_s, r->cpu_sys_s, r->start_wall_s,
+                r->last_ok_wall_s);
         return fclose(f) == 0 ? 0 : -1;
 }
 
