@@ -8,6 +8,7 @@
  */
 #include "outbox.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 
 #include "log.h"
 
-#define SQ_SCHEMA_VERSION 1
+#define SQ_SCHEMA_VERSION 2
 
 enum sq_stmt {
         S_BEGIN,
@@ -26,6 +27,7 @@ enum sq_stmt {
         S_ROLLBACK,
         S_FIND,
         S_INSERT,
+        S_INSERT_BODY,
         S_EVENT,
         S_DUE_EXPIRED,
         S_DUE_QUEUED,
@@ -50,7 +52,7 @@ enum sq_stmt {
         "kind,id,caller,unit_hsa,followup_hsa,resolution,provider_hsa,county,municipality,"        \
         "unit_known,provider_mismatch,state,attempts,received_ms,next_attempt_ms,"                 \
         "first_attempt_ms,state_ms,delivered_ms,last_error,fk_result,fk_text,lease_owner,"         \
-        "lease_until_ms,lease_gen,payload_hash,payload IS NOT NULL,payload_len"
+        "lease_until_ms,lease_gen,payload_hash,has_payload,payload_len"
 #define REC_NCOLS 27
 
 /* Dead letters replayed or discarded: by id and kind (?3 = 0: any), or all (?2 NULL). */
@@ -63,8 +65,9 @@ static const char *const sq_sql[S_COUNT] = {
     [S_FIND] = "SELECT payload_hash FROM outbox WHERE kind=?1 AND id=?2",
     [S_INSERT] = "INSERT INTO outbox(kind,id,caller,unit_hsa,followup_hsa,resolution,"
                  "provider_hsa,county,municipality,unit_known,provider_mismatch,received_ms,"
-                 "state,attempts,next_attempt_ms,state_ms,payload,payload_len,payload_hash)"
-                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,0,?12,?12,?13,?14,?15)",
+                 "state,attempts,next_attempt_ms,state_ms,has_payload,payload_len,payload_hash)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,0,?12,?12,1,?13,?14)",
+    [S_INSERT_BODY] = "INSERT INTO payloads(kind,id,body) VALUES(?1,?2,?3)",
     [S_EVENT] = "INSERT INTO events(kind,id,at_ms,event,detail,actor) VALUES(?1,?2,?3,?4,?5,?6)",
     [S_DUE_EXPIRED] = "SELECT rowid,lease_owner FROM outbox WHERE state=1 AND lease_until_ms<=?1"
                       " ORDER BY lease_until_ms LIMIT ?2",
@@ -75,7 +78,8 @@ static const char *const sq_sql[S_COUNT] = {
     [S_TAKE] = "UPDATE outbox SET state=1,lease_owner=?1,lease_until_ms=?2,lease_gen=lease_gen+1,"
                "attempts=attempts+1,first_attempt_ms=COALESCE(first_attempt_ms,?3),state_ms=?3"
                " WHERE rowid=?4",
-    [S_LOAD] = "SELECT " REC_COLS ",payload FROM outbox WHERE rowid=?1",
+    [S_LOAD] = "SELECT " REC_COLS ",(SELECT body FROM payloads AS p WHERE p.kind=o.kind AND"
+               " p.id=o.id) FROM outbox AS o WHERE rowid=?1",
     [S_DELIVERED] = "UPDATE outbox SET state=2,fk_result=?3,fk_text=?4,delivered_ms=?5,"
                     "state_ms=?5,lease_owner=NULL,lease_until_ms=NULL"
                     " WHERE kind=?1 AND id=?2 AND state IN (0,1,3)",
@@ -87,9 +91,9 @@ static const char *const sq_sql[S_COUNT] = {
                " WHERE kind=?1 AND id=?2 AND state=1 AND lease_owner=?3 AND lease_gen=?4",
     [S_REPLAY] = "UPDATE outbox SET state=0,attempts=0,next_attempt_ms=?1,first_attempt_ms=NULL,"
                  "state_ms=?1 WHERE " ADMIN_WHERE,
-    [S_DISCARD] = "UPDATE outbox SET state=4,payload=NULL,state_ms=?1 WHERE " ADMIN_WHERE,
-    [S_PURGE] = "UPDATE outbox SET payload=NULL WHERE rowid IN (SELECT rowid FROM outbox"
-                " WHERE state=2 AND payload IS NOT NULL AND delivered_ms<?1 LIMIT ?2)",
+    [S_DISCARD] = "UPDATE outbox SET state=4,has_payload=0,state_ms=?1 WHERE " ADMIN_WHERE,
+    [S_PURGE] = "UPDATE outbox SET has_payload=0 WHERE rowid IN (SELECT rowid FROM outbox"
+                " WHERE state=2 AND has_payload=1 AND delivered_ms<?1 LIMIT ?2)",
     [S_LIST_DEAD] = "SELECT " REC_COLS " FROM outbox WHERE state=3"
                     " ORDER BY state_ms DESC,rowid DESC LIMIT ?1 OFFSET ?2",
     [S_COUNT_STATES] = "SELECT state,n FROM state_counts",
@@ -111,11 +115,21 @@ static const char sq_schema[] =
     " next_attempt_ms INTEGER NOT NULL, first_attempt_ms INTEGER, state_ms INTEGER NOT NULL,"
     " delivered_ms INTEGER, last_error TEXT, fk_result TEXT, fk_text TEXT,"
     " lease_owner TEXT, lease_until_ms INTEGER, lease_gen INTEGER NOT NULL DEFAULT 0,"
-    " payload_hash BLOB NOT NULL, payload_len INTEGER NOT NULL, payload BLOB,"
+    " payload_hash BLOB NOT NULL, payload_len INTEGER NOT NULL,"
+    " has_payload INTEGER NOT NULL DEFAULT 1,"
     " UNIQUE(kind, id));"
+    /* Bodies live apart from the record: a record's row is rewritten whole by every state
+     * change (claim, delivered, retry), and with the body inline each rewrite copied its
+     * overflow pages into the WAL again (45 kB of WAL per certificate). A body is written once
+     * and deleted (purge, discard) by the trigger below. */
+    "CREATE TABLE IF NOT EXISTS payloads(kind INTEGER NOT NULL, id TEXT NOT NULL,"
+    " body BLOB NOT NULL, PRIMARY KEY(kind, id));"
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_ms);"
     "CREATE INDEX IF NOT EXISTS outbox_purgeable ON outbox(delivered_ms)"
-    " WHERE state=2 AND payload IS NOT NULL;"
+    " WHERE state=2 AND has_payload=1;"
+    "CREATE TRIGGER IF NOT EXISTS outbox_body_gone AFTER UPDATE OF has_payload ON outbox"
+    " WHEN NEW.has_payload=0 BEGIN"
+    " DELETE FROM payloads WHERE kind=OLD.kind AND id=OLD.id; END;"
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
     " id TEXT NOT NULL, at_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,"
     " actor TEXT NOT NULL);"
@@ -131,7 +145,22 @@ static const char sq_schema[] =
     " UPDATE state_counts SET n=n-1 WHERE state=OLD.state;"
     " UPDATE state_counts SET n=n+1 WHERE state=NEW.state; END;"
     "CREATE TRIGGER IF NOT EXISTS outbox_del AFTER DELETE ON outbox BEGIN"
-    " UPDATE state_counts SET n=n-1 WHERE state=OLD.state; END;";
+    " UPDATE state_counts SET n=n-1 WHERE state=OLD.state;"
+    " DELETE FROM payloads WHERE kind=OLD.kind AND id=OLD.id; END;";
+
+/* Schema 1 -> 2: bodies move from outbox.payload to their own table (see above). Runs inside
+ * the opening transaction, before sq_schema, on a database whose user_version is 1. The old
+ * outbox_del trigger is replaced by sq_schema's, which also deletes the body. */
+static const char sq_migrate_1_2[] =
+    "CREATE TABLE payloads(kind INTEGER NOT NULL, id TEXT NOT NULL,"
+    " body BLOB NOT NULL, PRIMARY KEY(kind, id));"
+    "INSERT INTO payloads(kind,id,body) SELECT kind,id,payload FROM outbox"
+    " WHERE payload IS NOT NULL;"
+    "DROP INDEX IF EXISTS outbox_purgeable;"
+    "DROP TRIGGER IF EXISTS outbox_del;"
+    "ALTER TABLE outbox ADD COLUMN has_payload INTEGER NOT NULL DEFAULT 1;"
+    "UPDATE outbox SET has_payload=(payload IS NOT NULL);"
+    "ALTER TABLE outbox DROP COLUMN payload;";
 
 struct sq {
         sqlite3 *db;
@@ -146,10 +175,17 @@ struct sq {
         uv_mutex_t ck_mu;
         uv_cond_t ck_cond;
         bool ck_started, ck_stop;
+        /* Set by the checkpointer when the WAL is past SQ_WAL_RESTART_FRAMES: the writer then
+         * finishes the checkpoint itself, between two batches (see sq_run_batch). */
+        atomic_bool wal_restart;
         char path[4096];
 };
 
-#define SQ_CHECKPOINT_MS 250 /* how often the checkpointer looks at the WAL */
+#define SQ_CHECKPOINT_MS      100        /* how often the checkpointer looks at the WAL */
+#define SQ_WAL_LIMIT          "67108864" /* bytes of WAL file kept after a restart (64 MiB) */
+#define SQ_WAL_RESTART_FRAMES 8192       /* WAL frames (32 MiB of 4 kB pages) before a RESTART */
+
+static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t cap);
 
 static void checkpointer(void *arg)
 {
@@ -162,6 +198,17 @@ static void checkpointer(void *arg)
                 return;
         }
         sqlite3_busy_timeout(db, 1000);
+        /* A connection learns that the database is in WAL mode only when it first reads it;
+         * until then sqlite3_wal_checkpoint_v2 returns SQLITE_OK and copies nothing, and the WAL
+         * grew without bound (45 kB per certificate). */
+        char mode[16] = "";
+        if (pragma_text(db, "PRAGMA journal_mode", mode, sizeof mode) != SQLITE_OK ||
+            strcmp(mode, "wal") != 0) {
+                LOGE("outbox_checkpointer", "error", "the database is not in WAL mode", "mode",
+                     mode);
+                sqlite3_close(db);
+                return;
+        }
         uv_mutex_lock(&q->ck_mu);
         while (!q->ck_stop) {
                 uv_cond_timedwait(&q->ck_cond, &q->ck_mu, (uint64_t)SQ_CHECKPOINT_MS * 1000000);
@@ -171,6 +218,13 @@ static void checkpointer(void *arg)
                 int log_frames = 0, done = 0;
                 int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                                    &done);
+                /* Under steady load a passive checkpoint never catches the writer, so the WAL
+                 * never starts over and grows without bound. Past SQ_WAL_RESTART_FRAMES the
+                 * writer finishes the job between two batches. Not RESTART from here: it takes
+                 * the write lock, and the writer, finding it busy, sleeps in SQLite's busy
+                 * handler steps (up to 100 ms) long after the checkpoint is done. */
+                if (rc == SQLITE_OK && log_frames > SQ_WAL_RESTART_FRAMES)
+                        atomic_store(&q->wal_restart, true);
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         LOGW("outbox_checkpoint_failed", "error", sqlite3_errmsg(db));
                 uv_mutex_lock(&q->ck_mu);
@@ -375,9 +429,17 @@ static int do_put(struct sq *q, struct outbox_req *r)
         sqlite3_bind_int(st, 10, it->tags.unit_known);
         sqlite3_bind_int(st, 11, it->tags.provider_mismatch);
         sqlite3_bind_int64(st, 12, it->received_ms);
-        sqlite3_bind_blob64(st, 13, it->payload, it->payload_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 14, (sqlite3_int64)it->payload_len);
-        sqlite3_bind_blob(st, 15, r->hash, sizeof r->hash, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 13, (sqlite3_int64)it->payload_len);
+        sqlite3_bind_blob(st, 14, r->hash, sizeof r->hash, SQLITE_STATIC);
+        rc = exec_stmt(q, st);
+        if (rc != SQLITE_OK)
+                return rc;
+        st = stmt(q, S_INSERT_BODY);
+        if (!st)
+                return SQLITE_ERROR;
+        sqlite3_bind_int(st, 1, it->kind);
+        bind_text(st, 2, it->id);
+        sqlite3_bind_blob64(st, 3, it->payload ? it->payload : "", it->payload_len, SQLITE_STATIC);
         rc = exec_stmt(q, st);
         if (rc != SQLITE_OK)
                 return rc;
@@ -796,6 +858,18 @@ static int run_write(struct sq *q, struct outbox_req *r)
 static int sq_run_batch(void *impl, struct outbox_req **reqs, size_t n)
 {
         struct sq *q = impl;
+        if (atomic_exchange(&q->wal_restart, false)) {
+                /* The checkpointer has copied all but the last moments of the WAL; copying the
+                 * rest here, with no write open, lets the next write start the WAL over. BUSY
+                 * (the checkpointer is at it) returns at once: try again next batch. */
+                int lf = 0, done = 0;
+                int rc =
+                    sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &lf, &done);
+                if (rc == SQLITE_BUSY)
+                        atomic_store(&q->wal_restart, true);
+                else if (rc != SQLITE_OK)
+                        LOGW("outbox_checkpoint_failed", "error", sqlite3_errmsg(q->db));
+        }
         size_t n_writes = 0;
         for (size_t i = 0; i < n; i++)
                 n_writes += outbox_req_writes(reqs[i]->type);
@@ -1022,9 +1096,13 @@ struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *
                 goto fail;
         }
         char *msg = NULL;
+        bool migrate = atoi(buf) == 1;
+        if (migrate)
+                LOGI("outbox_migrate", "path", path, "from", "1", "to", "2");
         if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            (migrate && sqlite3_exec(q->db, sq_migrate_1_2, NULL, NULL, &msg) != SQLITE_OK) ||
             sqlite3_exec(q->db, sq_schema, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(q->db, "PRAGMA user_version=1", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(q->db, "PRAGMA user_version=2", NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
                 snprintf(err, errlen, "outbox: %s: cannot create the schema: %s", path,
                          msg ? msg : sqlite3_errmsg(q->db));
@@ -1043,6 +1121,11 @@ struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *
         /* Checkpoints move to their own thread (see struct sq). */
         snprintf(q->path, sizeof q->path, "%s", path);
         if (sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) != SQLITE_OK)
+                goto sqlfail;
+        /* When a checkpoint has copied everything, the next write starts the WAL over; this
+         * truncates the file then, so a burst does not leave it large for good. */
+        if (pragma_text(q->db, "PRAGMA journal_size_limit=" SQ_WAL_LIMIT, buf, sizeof buf) !=
+            SQLITE_OK)
                 goto sqlfail;
         if (checkpointer_start(q) != 0) {
                 snprintf(err, errlen, "outbox: cannot start the checkpoint thread");

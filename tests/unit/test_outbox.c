@@ -1208,3 +1208,154 @@ Test(outbox, purge_works_in_chunks, .timeout = 300)
         cr_assert_eq(cnt.n[OB_DELIVERED], N);
         env_done(&e);
 }
+
+static long long sql_int(const char *path, const char *sql)
+{
+        sqlite3 *db = NULL;
+        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s",
+                     sqlite3_errmsg(db));
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+        long long v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+        return v;
+}
+
+Test(outbox, bodies_live_apart_and_go_with_purge_and_discard)
+{
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        cr_assert_eq(put_sync(&e, INTYG_REGISTER, "a", "<a/>"), OB_PUT_STORED);
+        cr_assert_eq(put_sync(&e, INTYG_REGISTER, "b", "<b/>"), OB_PUT_STORED);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 2);
+        struct claim_res c = claim_sync(&e, T0, 2, 30000);
+        cr_assert_eq(c.n, 2);
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_str_eq(c.recs[i]->payload,
+                                 strcmp(c.recs[i]->id, "a") == 0 ? "<a/>" : "<b/>");
+                if (strcmp(c.recs[i]->id, "a") == 0)
+                        delivered_sync(&e, c.recs[i], T0 + 1000);
+                else
+                        dead_sync(&e, c.recs[i], "FK refused", T0 + 1000);
+        }
+        free(c.recs);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 2);
+        struct done_res d = {0};
+        cr_assert_eq(outbox_purge(e.ob, T0 + 3000, on_done, &d), 0);
+        run(&e);
+        cr_assert_eq(d.changed, 1);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads WHERE id='a'"), 0);
+        const char *ids[] = {"b"};
+        cr_assert_eq(admin_sync(&e, false, INTYG_REGISTER, ids, 1, T0 + 4000).changed, 1);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 0);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM outbox"), 2, "records stay");
+        env_done(&e);
+}
+
+/* The schema of outbox databases written by schema version 1 (bodies inline). */
+static const char schema_v1[] =
+    "CREATE TABLE outbox(kind INTEGER NOT NULL, id TEXT NOT NULL, caller TEXT NOT NULL,"
+    " unit_hsa TEXT NOT NULL, followup_hsa TEXT NOT NULL, resolution INTEGER NOT NULL,"
+    " provider_hsa TEXT NOT NULL, county TEXT NOT NULL, municipality TEXT NOT NULL,"
+    " unit_known INTEGER NOT NULL, provider_mismatch INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL, first_attempt_ms INTEGER, state_ms INTEGER NOT NULL,"
+    " delivered_ms INTEGER, last_error TEXT, fk_result TEXT, fk_text TEXT,"
+    " lease_owner TEXT, lease_until_ms INTEGER, lease_gen INTEGER NOT NULL DEFAULT 0,"
+    " payload_hash BLOB NOT NULL, payload_len INTEGER NOT NULL, payload BLOB,"
+    " UNIQUE(kind, id));"
+    "CREATE INDEX outbox_due ON outbox(state, next_attempt_ms);"
+    "CREATE INDEX outbox_purgeable ON outbox(delivered_ms) WHERE state=2 AND payload IS NOT NULL;"
+    "CREATE TABLE events(seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, id TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, actor TEXT NOT NULL);"
+    "CREATE INDEX events_id ON events(id, seq);"
+    "CREATE TABLE state_counts(state INTEGER PRIMARY KEY, n INTEGER NOT NULL);"
+    "INSERT INTO state_counts VALUES(0,0),(1,0),(2,0),(3,0),(4,0);"
+    "CREATE TRIGGER outbox_ins AFTER INSERT ON outbox BEGIN"
+    " UPDATE state_counts SET n=n+1 WHERE state=NEW.state; END;"
+    "CREATE TRIGGER outbox_upd AFTER UPDATE OF state ON outbox WHEN OLD.state<>NEW.state BEGIN"
+    " UPDATE state_counts SET n=n-1 WHERE state=OLD.state;"
+    " UPDATE state_counts SET n=n+1 WHERE state=NEW.state; END;"
+    "CREATE TRIGGER outbox_del AFTER DELETE ON outbox BEGIN"
+    " UPDATE state_counts SET n=n-1 WHERE state=OLD.state; END;"
+    "INSERT INTO outbox(kind,id,caller,unit_hsa,followup_hsa,resolution,provider_hsa,county,"
+    " municipality,unit_known,provider_mismatch,received_ms,state,attempts,next_attempt_ms,"
+    " state_ms,delivered_ms,payload_hash,payload_len,payload) VALUES"
+    " (1,'queued-1','SE2321000016-CALLER','SE2321000016-UNIT','SE2321000016-UNIT',0,"
+    "  'SE2321000016-PROV','01','0180',1,0,1000,0,0,1000,1000,NULL,zeroblob(32),11,"
+    "  CAST('<queued-1/>' AS BLOB)),"
+    " (1,'done-1','SE2321000016-CALLER','SE2321000016-UNIT','SE2321000016-UNIT',0,"
+    "  'SE2321000016-PROV','01','0180',1,0,1000,2,1,1000,2000,2000,zeroblob(32),9,NULL);"
+    "PRAGMA user_version=1;";
+
+Test(outbox, a_schema_1_database_is_migrated_with_its_bodies)
+{
+        struct env e;
+        env_init(&e);
+        sql_on(e.path, "PRAGMA journal_mode=WAL");
+        sql_on(e.path, schema_v1);
+        open_as(&e, "node-a");
+        cr_assert_eq(sql_int(e.path, "PRAGMA user_version"), 2);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 1);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM pragma_table_info('outbox')"
+                                     " WHERE name='payload'"),
+                     0);
+        struct outbox_counts n = counts_sync(&e);
+        cr_assert_eq(n.n[OB_QUEUED], 1);
+        cr_assert_eq(n.n[OB_DELIVERED], 1);
+        struct get_res g = get_sync(&e, 0, "done-1");
+        cr_assert_not(g.d->records[0].has_payload);
+        outbox_detail_free(g.d);
+        struct claim_res c = claim_sync(&e, T0, 10, 30000);
+        cr_assert_eq(c.n, 1);
+        cr_assert_str_eq(c.recs[0]->payload, "<queued-1/>");
+        cr_assert_eq(c.recs[0]->payload_len, 11);
+        outbox_records_free(c.recs, c.n);
+        /* A new certificate after the migration goes the new way. */
+        cr_assert_eq(put_sync(&e, INTYG_REGISTER, "new-1", "<new-1/>"), OB_PUT_STORED);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 2);
+        close_ob(&e);
+        /* Opening again is a no-op migration. */
+        open_as(&e, "node-a");
+        cr_assert_eq(sql_int(e.path, "PRAGMA user_version"), 2);
+        env_done(&e);
+}
+
+Test(outbox, the_checkpointer_moves_the_wal_into_the_database, .timeout = 60)
+{
+        enum { N = 64, BODY = 16 * 1024 };
+        struct env e;
+        env_init(&e);
+        open_as(&e, "node-a");
+        char *body = malloc(BODY + 1);
+        cr_assert_not_null(body);
+        struct put_res res[N];
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < N; i++) {
+                memset(body, 'a' + i % 26, BODY);
+                body[BODY] = '\0';
+                char id[32];
+                snprintf(id, sizeof id, "ck-%d", i);
+                cr_assert_eq(put_async(&e, INTYG_REGISTER, id, body, &res[i]), 0);
+        }
+        free(body);
+        run(&e);
+        for (int i = 0; i < N; i++)
+                cr_assert_eq(res[i].r, OB_PUT_STORED);
+        /* No one else opens the database: only the gateway's own checkpointer can copy the
+         * 1 MB of bodies from the WAL into the database file, within a few of its rounds. */
+        struct stat sb = {0};
+        for (int i = 0; i < 100; i++) {
+                cr_assert_eq(stat(e.path, &sb), 0);
+                if (sb.st_size >= (off_t)N * BODY)
+                        break;
+                usleep(50 * 1000);
+        }
+        cr_assert_geq(sb.st_size, (off_t)N * BODY, "database file still %lld bytes",
+                      (long long)sb.st_size);
+        env_done(&e);
+}
