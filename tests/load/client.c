@@ -82,7 +82,8 @@ struct run {
         uint64_t last_issue;
         uint64_t next_progress;
         uint64_t progress_ok;
-        bool issuing_done; /* count or duration reached */
+        uint64_t progress_max_us; /* the slowest OK answer since the last progress line */
+        bool issuing_done;        /* count or duration reached */
         bool finished;
         bool dispatching, dispatch_again;
         uint64_t inflight;
@@ -246,7 +247,10 @@ static void request_done(struct lconn *c, int kind, int status, const char *a, s
         if (kind < 0) {
                 r->ok++;
                 u->last_ok = t;
-                hist_add(&r->latency, t > c->t_start ? t - c->t_start : 0);
+                uint64_t lat = t > c->t_start ? t - c->t_start : 0;
+                hist_add(&r->latency, lat);
+                if (lat > u->progress_max_us)
+                        u->progress_max_us = lat;
         } else {
                 r->req_errs[kind]++;
                 keep_sample(u, (enum load_err)kind, status, a, len);
@@ -752,11 +756,12 @@ static void progress(struct run *u, uint64_t t)
         double dt = (double)u->o->progress_ms / 1000.0;
         fprintf(stderr,
                 "load: t=%.1fs sent=%llu ok=%llu errors=%llu in_flight=%llu backlog=%zu "
-                "ok/s=%.0f\n",
+                "ok/s=%.0f max_ms=%.1f\n",
                 (double)(t - u->t0) / 1e6, (unsigned long long)r->sent, (unsigned long long)r->ok,
                 (unsigned long long)errs, (unsigned long long)u->inflight, u->bl_len,
-                (double)(r->ok - u->progress_ok) / dt);
+                (double)(r->ok - u->progress_ok) / dt, (double)u->progress_max_us / 1000.0);
         u->progress_ok = r->ok;
+        u->progress_max_us = 0;
 }
 
 static void start_clock(struct run *u)
