@@ -1,8 +1,14 @@
 /*
- * forward.c - libcurl multi on the libuv loop (after curl's multi-uv.c, hardened): the socket
- * callback keeps one uv_poll_t per curl socket (curl_multi_assign), the timer callback one
- * uv_timer_t; completions are read in check_done. Our own bound on transfers in flight, so
- * none waits inside curl burning its timeout. Loop thread only.
+ * forward.c - delivery to FK. Two threads, one owner each:
+ *  - the loop thread (struct forwarder): claims from the outbox into a ready ring, the
+ *    circuit breaker, what each answer means (judge), the outbox marks, metrics and logs;
+ *  - the delivery thread (struct fwd_io): its own libuv loop driving libcurl multi (after
+ *    curl's multi-uv.c, hardened: one uv_poll_t per curl socket, one uv_timer_t), so TLS to FK,
+ *    its syscalls and parsing FK's answers never sit in front of a caller's request. It runs
+ *    at a lower priority (nice +FWD_NICE): delivery is the work that may wait.
+ * A struct transfer is the loop thread's until it is queued to the delivery thread (todo),
+ * the delivery thread's while libcurl has it (every curl call is made there), and the loop
+ * thread's again once it is queued back (done) with its outcome.
  */
 #include "forward.h"
 
@@ -10,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "outbox.h"
@@ -21,35 +30,67 @@
 #define FK_RESPONSE_MAX (1024 * 1024)   /* bytes of one FK answer we read */
 #define FK_LEASE_MS     (5 * 60 * 1000) /* a claim's lease: longer than any attempt */
 #define FK_READY_MAX    512             /* claimed records waiting for a transfer slot */
+#define FWD_NICE        5               /* the delivery thread's nice, above the loop's */
+
+struct fwd_io;
 
 struct sock_ctx {
         uv_poll_t poll;
         curl_socket_t fd;
-        struct forwarder *f;
+        struct fwd_io *io;
 };
 
 struct transfer {
+        struct transfer *next; /* in todo or done */
         struct forwarder *f;
-        CURL *easy;
         struct outbox_record *rec;
-        struct curl_slist *headers;
+        enum riv_contract contract;
+        /* set by the loop thread before queueing: what the delivery thread needs */
         char *body;
         size_t body_len;
+        char *url, *ca, *cert, *key;
+        long timeout_ms;
+        uint64_t queued_ns;
+        /* the delivery thread's while in flight */
+        CURL *easy;
+        struct curl_slist *headers;
         char *resp;
         size_t resp_len;
-        int64_t started_ms;
         char errbuf[CURL_ERROR_SIZE];
+        /* the outcome, filled by the delivery thread before it hands the transfer back */
+        CURLcode cc;
+        long http;
+        uint64_t done_ns;
+        int parsed; /* riv_soap_parse_result's return */
+        char code[16], eid[32], rtext[256];
+};
+
+/* The delivery thread. Only mu's fields cross threads. */
+struct fwd_io {
+        uv_thread_t thread;
+        bool started;
+        uv_loop_t loop;
+        uv_async_t wake; /* the loop thread -> here: todo, limits, stop */
+        uv_timer_t timeout;
+        CURLM *multi;
+        long applied_conns;
+        uv_mutex_t mu;
+        struct transfer *todo_head, *todo_tail; /* under mu */
+        long want_conns;                        /* under mu */
+        bool stop;                              /* under mu */
+        struct forwarder *f;
 };
 
 struct forwarder {
         struct server *srv;
-        CURLM *multi;
-        uv_timer_t timeout;
+        struct fwd_io io;
+        uv_async_t done_async;                  /* the delivery thread -> the loop thread: done */
+        struct transfer *done_head, *done_tail; /* under io.mu */
         int in_flight;
         bool claiming;
         bool rekick; /* kicked while a claim was out: it may have missed newer records */
         bool closing;
-        bool timer_closed;
+        bool async_closed;
         void (*closed_cb)(void *);
         void *closed_arg;
         struct breaker breaker;
@@ -111,14 +152,16 @@ void forwarder_reconfigure(struct forwarder *f, const struct config *cfg)
         f->enabled = cfg->forward_enabled;
         breaker_init(&f->breaker, cfg->breaker_failures, cfg->breaker_open_ms,
                      (int64_t)cfg->breaker_open_ms * 30, (int64_t)cfg->fk_timeout_ms + 1000);
-        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->concurrency);
-        /* Keep every connection the concurrency may open: libcurl's default cache is 4 per
-         * easy handle added, and transfers come and go, so it closed FK connections after a few
-         * requests and paid a full TLS handshake (and a PEM load of key and CA) each time. */
-        curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->concurrency);
+        uv_mutex_lock(&f->io.mu);
+        f->io.want_conns = f->concurrency;
+        uv_mutex_unlock(&f->io.mu);
+        if (f->io.started)
+                uv_async_send(&f->io.wake);
 }
 
-static void check_done(struct forwarder *f);
+/* ---- the delivery thread ---------------------------------------------------------------- */
+
+static void io_check_done(struct fwd_io *io);
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
@@ -131,9 +174,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
         if (events & UV_WRITABLE)
                 flags |= CURL_CSELECT_OUT;
         int running;
-        struct forwarder *f = s->f;
-        curl_multi_socket_action(f->multi, s->fd, flags, &running);
-        check_done(f);
+        struct fwd_io *io = s->io;
+        curl_multi_socket_action(io->multi, s->fd, flags, &running);
+        io_check_done(io);
 }
 
 static void on_poll_closed(uv_handle_t *h)
@@ -144,13 +187,13 @@ static void on_poll_closed(uv_handle_t *h)
 static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
         (void)e;
-        struct forwarder *f = userp;
+        struct fwd_io *io = userp;
         struct sock_ctx *s = socketp;
         if (what == CURL_POLL_REMOVE) {
                 if (s) {
                         uv_poll_stop(&s->poll);
                         uv_close((uv_handle_t *)&s->poll, on_poll_closed);
-                        curl_multi_assign(f->multi, fd, NULL);
+                        curl_multi_assign(io->multi, fd, NULL);
                 }
                 return 0;
         }
@@ -159,13 +202,13 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
                 if (!s)
                         return -1;
                 s->fd = fd;
-                s->f = f;
-                if (uv_poll_init_socket(f->srv->loop, &s->poll, fd) != 0) {
+                s->io = io;
+                if (uv_poll_init_socket(&io->loop, &s->poll, fd) != 0) {
                         free(s);
                         return -1;
                 }
                 s->poll.data = s;
-                curl_multi_assign(f->multi, fd, s);
+                curl_multi_assign(io->multi, fd, s);
         }
         int ev = 0;
         if (what & CURL_POLL_IN)
@@ -178,21 +221,21 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
 
 static void on_timeout(uv_timer_t *t)
 {
-        struct forwarder *f = t->data;
+        struct fwd_io *io = t->data;
         int running;
-        curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(f);
+        curl_multi_socket_action(io->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        io_check_done(io);
 }
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
         (void)m;
-        struct forwarder *f = userp;
+        struct fwd_io *io = userp;
         if (timeout_ms < 0) {
-                uv_timer_stop(&f->timeout);
+                uv_timer_stop(&io->timeout);
         } else {
                 /* 0 becomes 1: never call socket_action from within this callback. */
-                uv_timer_start(&f->timeout, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms,
+                uv_timer_start(&io->timeout, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms,
                                0);
         }
         return 0;
@@ -214,18 +257,169 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
 }
 
-static void transfer_free(struct transfer *t)
+/* Hand a finished transfer back to the loop thread, with its easy handle gone: libcurl is
+ * touched on this thread only. */
+static void io_hand_back(struct fwd_io *io, struct transfer *t)
 {
-        if (!t)
-                return;
-        if (t->easy)
+        if (t->easy) {
                 curl_easy_cleanup(t->easy);
+                t->easy = NULL;
+        }
         curl_slist_free_all(t->headers);
-        free(t->body);
-        free(t->resp);
-        outbox_record_free(t->rec);
-        free(t);
+        t->headers = NULL;
+        t->done_ns = uv_hrtime();
+        struct forwarder *f = io->f;
+        uv_mutex_lock(&io->mu);
+        t->next = NULL;
+        if (f->done_tail)
+                f->done_tail->next = t;
+        else
+                f->done_head = t;
+        f->done_tail = t;
+        uv_mutex_unlock(&io->mu);
 }
+
+static void io_check_done(struct fwd_io *io)
+{
+        CURLMsg *msg;
+        int left;
+        bool any = false;
+        while ((msg = curl_multi_info_read(io->multi, &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                CURL *e = msg->easy_handle;
+                struct transfer *t = NULL;
+                t = NULL;
+                curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
+                t->cc = msg->data.result;
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http);
+                curl_multi_remove_handle(io->multi, e);
+                if (t->cc == CURLE_OK)
+                        t->parsed = riv_soap_parse_result(t->resp ? t->resp : "", t->resp_len,
+                                                          t->code, sizeof t->code, t->eid,
+                                                          sizeof t->eid, t->rtext, sizeof t->rtext);
+                io_hand_back(io, t);
+                any = true;
+        }
+        if (any)
+                uv_async_send(&io->f->done_async);
+}
+
+static const char *soap_action(enum riv_contract c)
+{
+        return c == RIV_REVOKE ? "SOAPAction: \"urn:riv:clinicalprocess:healthcond:certificate:"
+                                 "RevokeCertificateResponder:2:RevokeCertificate\""
+                               : "SOAPAction: \"urn:riv:clinicalprocess:healthcond:certificate:"
+                                 "RegisterCertificateResponder:3:RegisterCertificate\"";
+}
+
+/* Start one queued transfer in libcurl; false (with t->cc set) when it could not be. */
+static bool io_start(struct fwd_io *io, struct transfer *t)
+{
+        t->easy = curl_easy_init();
+        if (!t->easy) {
+                t->cc = CURLE_OUT_OF_MEMORY;
+                return false;
+        }
+        t->headers = curl_slist_append(NULL, "Content-Type: text/xml; charset=UTF-8");
+        if (t->headers)
+                t->headers = curl_slist_append(t->headers, soap_action(t->contract));
+        if (t->headers)
+                t->headers = curl_slist_append(t->headers, "Expect:");
+        if (!t->headers) {
+                t->cc = CURLE_OUT_OF_MEMORY;
+                return false;
+        }
+        CURL *e = t->easy;
+        curl_easy_setopt(e, CURLOPT_URL, t->url);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, t->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         t->timeout_ms < 5000 ? t->timeout_ms : 5000L);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key);
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        if (curl_multi_add_handle(io->multi, e) != CURLM_OK) {
+                t->cc = CURLE_FAILED_INIT;
+                return false;
+        }
+        return true;
+}
+
+static void io_closed(uv_handle_t *h)
+{
+        (void)h;
+}
+
+static void io_close_walk(uv_handle_t *h, void *arg)
+{
+        (void)arg;
+        if (!uv_is_closing(h))
+                uv_close(h, h->type == UV_POLL ? on_poll_closed : io_closed);
+}
+
+static void on_wake(uv_async_t *a)
+{
+        struct fwd_io *io = a->data;
+        uv_mutex_lock(&io->mu);
+        struct transfer *todo = io->todo_head;
+        io->todo_head = io->todo_tail = NULL;
+        long want = io->want_conns;
+        bool stop = io->stop;
+        uv_mutex_unlock(&io->mu);
+        if (want > 0 && want != io->applied_conns) {
+                curl_multi_setopt(io->multi, CURLMOPT_MAX_HOST_CONNECTIONS, want);
+                /* Keep every connection the concurrency may open: libcurl's default cache is
+                 * 4 per easy handle added, and transfers come and go, so it closed FK
+                 * connections after a few requests and paid a full TLS handshake (and a PEM
+                 * load of key and CA) each time. */
+                curl_multi_setopt(io->multi, CURLMOPT_MAXCONNECTS, want);
+                io->applied_conns = want;
+        }
+        bool failed = false;
+        while (todo) {
+                struct transfer *t = todo;
+                todo = t->next;
+                t->next = NULL;
+                if (!io_start(io, t)) {
+                        io_hand_back(io, t);
+                        failed = true;
+                }
+        }
+        if (failed)
+                uv_async_send(&io->f->done_async);
+        if (stop) {
+                /* The loop thread stops us only with nothing in flight. */
+                curl_multi_cleanup(io->multi); /* closes the kept FK connections (sock_cb) */
+                io->multi = NULL;
+                uv_walk(&io->loop, io_close_walk, NULL);
+        }
+}
+
+static void io_main(void *arg)
+{
+        struct fwd_io *io = arg;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), FWD_NICE) != 0)
+                LOGW("forward_nice_failed", "reason", "setpriority refused");
+        uv_run(&io->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- the loop thread -------------------------------------------------------------------- */
 
 static void breaker_gauge(struct forwarder *f)
 {
@@ -239,6 +433,26 @@ static void count_attempt(struct forwarder *f, const char *outcome)
         labelled_add(&f->srv->metrics.forward_attempts, k, 1);
 }
 
+static void transfer_free(struct transfer *t)
+{
+        if (!t)
+                return;
+        free(t->body);
+        free(t->url);
+        free(t->ca);
+        free(t->cert);
+        free(t->key);
+        free(t->resp);
+        outbox_record_free(t->rec);
+        free(t);
+}
+
+static char *dup_or_null(const char *s)
+{
+        return s ? strdup(s) : NULL;
+}
+
+/* Queue one claimed record to the delivery thread. */
 static void start_one(struct forwarder *f, struct outbox_record *rec)
 {
         struct transfer *t = calloc(1, sizeof *t);
@@ -246,48 +460,30 @@ static void start_one(struct forwarder *f, struct outbox_record *rec)
                 goto fail;
         t->f = f;
         t->rec = rec;
-        enum riv_contract c = rec->kind == INTYG_REVOKE ? RIV_REVOKE : RIV_REGISTER;
-        if (!rec->payload || riv_soap_wrap_request(c, f->logical_address, rec->payload,
+        t->contract = rec->kind == INTYG_REVOKE ? RIV_REVOKE : RIV_REGISTER;
+        if (!rec->payload || riv_soap_wrap_request(t->contract, f->logical_address, rec->payload,
                                                    rec->payload_len, &t->body, &t->body_len) != 0)
                 goto fail;
-        t->easy = curl_easy_init();
-        if (!t->easy)
+        t->url = dup_or_null(t->contract == RIV_REVOKE ? f->revoke_url : f->url);
+        t->ca = dup_or_null(f->ca);
+        t->cert = dup_or_null(f->cert);
+        t->key = dup_or_null(f->key);
+        if (!t->url || (f->ca && !t->ca) || (f->cert && !t->cert) || (f->key && !t->key))
                 goto fail;
-        const char *action = c == RIV_REVOKE
-                                 ? "SOAPAction: \"urn:riv:clinicalprocess:healthcond:certificate:"
-                                   "RevokeCertificateResponder:2:RevokeCertificate\""
-                                 : "SOAPAction: \"urn:riv:clinicalprocess:healthcond:certificate:"
-                                   "RegisterCertificateResponder:3:RegisterCertificate\"";
-        t->headers = curl_slist_append(NULL, "Content-Type: text/xml; charset=UTF-8");
-        t->headers = curl_slist_append(t->headers, action);
-        t->headers = curl_slist_append(t->headers, "Expect:");
-        CURL *e = t->easy;
-        curl_easy_setopt(e, CURLOPT_URL, c == RIV_REVOKE ? f->revoke_url : f->url);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                         (long)(f->timeout_ms < 5000 ? f->timeout_ms : 5000));
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(e, CURLOPT_CAINFO, f->ca);
-        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(e, CURLOPT_SSLCERT, f->cert);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, f->key);
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-        t->started_ms = (int64_t)uv_now(f->srv->loop);
-        if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
-                goto fail;
+        t->timeout_ms = f->timeout_ms;
+        t->queued_ns = uv_hrtime();
+        /* The record's body is in the envelope now; the record keeps only what marks need. */
+        free(rec->payload);
+        rec->payload = NULL;
+        struct fwd_io *io = &f->io;
+        uv_mutex_lock(&io->mu);
+        if (io->todo_tail)
+                io->todo_tail->next = t;
+        else
+                io->todo_head = t;
+        io->todo_tail = t;
+        uv_mutex_unlock(&io->mu);
+        uv_async_send(&io->wake);
         f->in_flight++;
         f->srv->metrics.forward_in_flight = f->in_flight;
         return;
@@ -405,20 +601,19 @@ void forwarder_kick(struct forwarder *f)
 /* What to do with one finished transfer. */
 enum verdict { V_DELIVERED, V_RETRY, V_DEAD };
 
-static enum verdict judge(struct transfer *t, CURLcode cc, long http, char *fk_result, size_t rlen,
-                          char *text, size_t tlen)
+static enum verdict judge(const struct transfer *t, char *fk_result, size_t rlen, char *text,
+                          size_t tlen)
 {
         fk_result[0] = text[0] = '\0';
-        if (cc != CURLE_OK) {
+        if (t->cc != CURLE_OK) {
                 snprintf(text, tlen, "transport: %s",
-                         t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc));
+                         t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->cc));
                 return V_RETRY;
         }
-        char code[16] = "", eid[32] = "", rtext[256] = "";
-        int prc = riv_soap_parse_result(t->resp ? t->resp : "", t->resp_len, code, sizeof code, eid,
-                                        sizeof eid, rtext, sizeof rtext);
-        if (http >= 500 || prc != 0 || !strcmp(code, "FAULT")) {
-                snprintf(text, tlen, "FK answered HTTP %ld%s%s", http, rtext[0] ? ": " : "", rtext);
+        const char *code = t->code, *eid = t->eid, *rtext = t->rtext;
+        if (t->http >= 500 || t->parsed != 0 || !strcmp(code, "FAULT")) {
+                snprintf(text, tlen, "FK answered HTTP %ld%s%s", t->http, rtext[0] ? ": " : "",
+                         rtext);
                 snprintf(fk_result, rlen, "%s", code[0] ? code : "HTTP");
                 return V_RETRY;
         }
@@ -431,15 +626,12 @@ static enum verdict judge(struct transfer *t, CURLcode cc, long http, char *fk_r
         return V_DEAD;
 }
 
-static void finish(struct forwarder *f, struct transfer *t, CURLcode cc)
+static void finish(struct forwarder *f, struct transfer *t)
 {
-        long http = 0;
-        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
         int64_t now_loop = (int64_t)uv_now(f->srv->loop);
-        histogram_observe(&f->srv->metrics.fk_roundtrip,
-                          (double)(now_loop - t->started_ms) / 1000.0);
+        histogram_observe(&f->srv->metrics.fk_roundtrip, (double)(t->done_ns - t->queued_ns) / 1e9);
         char fk_result[16], text[300];
-        enum verdict v = judge(t, cc, http, fk_result, sizeof fk_result, text, sizeof text);
+        enum verdict v = judge(t, fk_result, sizeof fk_result, text, sizeof text);
         struct outbox_record *rec = t->rec;
         t->rec = NULL;
         int64_t now = wall_ms();
@@ -492,24 +684,21 @@ static void finish(struct forwarder *f, struct transfer *t, CURLcode cc)
                 LOGE("outbox_mark_failed", "error", outbox_strerror(rc));
 }
 
-static void maybe_closed(struct forwarder *f);
-
-static void check_done(struct forwarder *f)
+/* The delivery thread handed transfers back. */
+static void on_done(uv_async_t *a)
 {
-        CURLMsg *msg;
-        int left;
+        struct forwarder *f = a->data;
+        uv_mutex_lock(&f->io.mu);
+        struct transfer *done = f->done_head;
+        f->done_head = f->done_tail = NULL;
+        uv_mutex_unlock(&f->io.mu);
         bool any = false;
-        while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
-                if (msg->msg != CURLMSG_DONE)
-                        continue;
-                CURL *e = msg->easy_handle;
-                CURLcode cc = msg->data.result;
-                struct transfer *t = NULL;
-                curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
-                curl_multi_remove_handle(f->multi, e);
+        while (done) {
+                struct transfer *t = done;
+                done = t->next;
                 f->in_flight--;
                 f->srv->metrics.forward_in_flight = f->in_flight;
-                finish(f, t, cc);
+                finish(f, t);
                 transfer_free(t);
                 any = true;
         }
@@ -517,6 +706,17 @@ static void check_done(struct forwarder *f)
                 maybe_closed(f);
         else if (any)
                 forwarder_kick(f);
+}
+
+static void io_free(struct fwd_io *io)
+{
+        if (io->multi)
+                curl_multi_cleanup(io->multi);
+        io->multi = NULL;
+        uv_walk(&io->loop, io_close_walk, NULL);
+        uv_run(&io->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&io->loop);
+        uv_mutex_destroy(&io->mu);
 }
 
 struct forwarder *forwarder_new(struct server *srv, char *err, size_t errlen)
@@ -527,20 +727,52 @@ struct forwarder *forwarder_new(struct server *srv, char *err, size_t errlen)
                 return NULL;
         }
         f->srv = srv;
-        f->multi = curl_multi_init();
-        if (!f->multi) {
+        struct fwd_io *io = &f->io;
+        io->f = f;
+        if (uv_mutex_init(&io->mu) != 0) {
+                free(f);
+                snprintf(err, errlen, "cannot create the delivery thread's lock");
+                return NULL;
+        }
+        if (uv_loop_init(&io->loop) != 0) {
+                uv_mutex_destroy(&io->mu);
+                free(f);
+                snprintf(err, errlen, "cannot create the delivery thread's loop");
+                return NULL;
+        }
+        io->multi = curl_multi_init();
+        if (!io->multi || uv_async_init(&io->loop, &io->wake, on_wake) != 0) {
+                io_free(io);
                 free(f);
                 snprintf(err, errlen, "curl_multi_init failed");
                 return NULL;
         }
+        io->wake.data = io;
+        uv_timer_init(&io->loop, &io->timeout);
+        io->timeout.data = io;
+        curl_multi_setopt(io->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+        curl_multi_setopt(io->multi, CURLMOPT_SOCKETDATA, io);
+        curl_multi_setopt(io->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(io->multi, CURLMOPT_TIMERDATA, io);
+        if (uv_async_init(srv->loop, &f->done_async, on_done) != 0) {
+                io_free(io);
+                free(f);
+                snprintf(err, errlen, "cannot create the delivery thread's wake-up");
+                return NULL;
+        }
+        f->done_async.data = f;
         f->rng = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)f << 16);
-        uv_timer_init(srv->loop, &f->timeout);
-        f->timeout.data = f;
-        curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-        curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
         forwarder_reconfigure(f, srv->cfg);
+        if (uv_thread_create(&io->thread, io_main, io) != 0) {
+                uv_close((uv_handle_t *)&f->done_async, NULL);
+                uv_run(srv->loop, UV_RUN_NOWAIT);
+                io_free(io);
+                free(f);
+                snprintf(err, errlen, "cannot start the delivery thread");
+                return NULL;
+        }
+        io->started = true;
+        uv_async_send(&io->wake); /* apply the limits */
         return f;
 }
 
@@ -549,12 +781,13 @@ bool forwarder_closing(const struct forwarder *f)
         return f->closing;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_async_closed(uv_handle_t *h)
 {
         struct forwarder *f = h->data;
         void (*cb)(void *) = f->closed_cb;
         void *arg = f->closed_arg;
-        curl_multi_cleanup(f->multi);
+        uv_loop_close(&f->io.loop);
+        uv_mutex_destroy(&f->io.mu);
         free(f->url);
         free(f->revoke_url);
         free(f->logical_address);
@@ -568,11 +801,17 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void maybe_closed(struct forwarder *f)
 {
-        if (!f->closing || f->in_flight > 0 || f->claiming || f->timer_closed)
+        if (!f->closing || f->in_flight > 0 || f->claiming || f->async_closed)
                 return;
-        f->timer_closed = true;
-        uv_timer_stop(&f->timeout);
-        uv_close((uv_handle_t *)&f->timeout, on_timer_closed);
+        /* Nothing in flight: stop the delivery thread (it closes the kept FK connections) and
+         * wait for it; it has nothing left to wait for. */
+        uv_mutex_lock(&f->io.mu);
+        f->io.stop = true;
+        uv_mutex_unlock(&f->io.mu);
+        uv_async_send(&f->io.wake);
+        uv_thread_join(&f->io.thread);
+        f->async_closed = true;
+        uv_close((uv_handle_t *)&f->done_async, on_async_closed);
 }
 
 void forwarder_close(struct forwarder *f, void (*closed_cb)(void *), void *arg)

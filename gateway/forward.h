@@ -1,10 +1,12 @@
 /*
- * forward.h - delivery to Försäkringskassan: libcurl multi driven by the libuv loop, mutual
- * TLS with the gateway's client certificate and FK's CA pinned, kept-alive connections,
- * bounded concurrency, retries with backoff and full jitter, a circuit breaker, dead letters.
+ * forward.h - delivery to Försäkringskassan: libcurl multi on a delivery thread of its own
+ * (its own libuv loop, a lower priority than the loop thread's), mutual TLS with the gateway's
+ * client certificate and FK's CA pinned, kept-alive connections, bounded concurrency, retries
+ * with backoff and full jitter, a circuit breaker, dead letters.
  *
- * Owns: the CURLM handle, one CURL easy handle per transfer, the claimed outbox records while
- * they are in flight. Threads: the loop thread only.
+ * Owns: the delivery thread, its CURLM handle and one CURL easy handle per transfer, the
+ * claimed outbox records while they are in flight. Threads: every function here is for the
+ * loop thread; forward.c's delivery thread is internal to it (see its header comment).
  */
 #ifndef INTYGSGW_FORWARD_H
 #define INTYGSGW_FORWARD_H
