@@ -5,61 +5,14 @@
  * answer equals the incremental state's; revocation days; the schema 1 -> 2 migration.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "stats_report.h"
-#include "stats_store.h"
-
-struct tb {
-        char dir[64], key[128], db[128];
-        struct stats *s;
-};
-
-static void tb_open_at(struct tb *t, const char *dir)
-{
-        if (dir) {
-                snprintf(t->dir, sizeof t->dir, "%s", dir);
-        } else {
-                snprintf(t->dir, sizeof t->dir, "/tmp/test_asof.XXXXXX");
-                cr_assert_not_null(mkdtemp(t->dir));
-        }
-        snprintf(t->key, sizeof t->key, "%s/key", t->dir);
-        snprintf(t->db, sizeof t->db, "%s/stats.db", t->dir);
-        int fd = open(t->key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        cr_assert(fd >= 0);
-        cr_assert_eq(write(fd, "test key test key test key test key!", 36), 36);
-        close(fd);
-        char err[256];
-        t->s = stats_open(t->db, t->key, err, sizeof err);
-        cr_assert_not_null(t->s, "%s", err);
-}
-
-static void tb_open(struct tb *t)
-{
-        tb_open_at(t, NULL);
-}
-
-static void tb_flush(struct tb *t)
-{
-        char err[256];
-        cr_assert_eq(stats_flush(t->s, err, sizeof err), 0, "%s", err);
-}
-
-static void tb_close(struct tb *t)
-{
-        stats_close(t->s);
-        t->s = NULL;
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
-        cr_assert_eq(system(cmd), 0);
-}
+#include "stats_fixture.h"
 
 /* periods: "YYYY-MM-DD/YYYY-MM-DD/degree;..."; signed: "YYYY-MM-DD" */
 static void reg(struct tb *t, const char *id, const char *pnr, const char *provider,
@@ -68,49 +21,11 @@ static void reg(struct tb *t, const char *id, const char *pnr, const char *provi
 {
         struct intyg in;
         struct intyg_tags tg;
-        memset(&in, 0, sizeof in);
-        memset(&tg, 0, sizeof tg);
-        in.kind = INTYG_REGISTER;
-        snprintf(in.id, sizeof in.id, "%s", id);
-        snprintf(in.type, sizeof in.type, "LISJP");
-        snprintf(in.person_id, sizeof in.person_id, "%s", pnr);
-        snprintf(in.provider_hsa, sizeof in.provider_hsa, "%s", provider);
-        snprintf(in.unit_hsa, sizeof in.unit_hsa, "%s", unit);
-        snprintf(in.diagnoses[0], sizeof in.diagnoses[0], "%s", dx);
-        in.n_diagnoses = 1;
+        tb_mk(&in, &tg, id, pnr, provider, unit, NULL, county, TAG_LEVEL, dx, periods);
         snprintf(in.signed_at, sizeof in.signed_at, "%sT10:00:00", signed_on);
         snprintf(in.prognosis, sizeof in.prognosis, "STOR_SANNOLIKHET");
-        for (const char *p = periods; p && *p && in.n_periods < INTYG_MAX_PERIODS;) {
-                struct intyg_period *ip = &in.periods[in.n_periods++];
-                memcpy(ip->start, p, 10);
-                memcpy(ip->end, p + 11, 10);
-                ip->degree = (enum intyg_degree)atoi(p + 22);
-                ip->start_day = intyg_date_to_day(ip->start);
-                ip->end_day = intyg_date_to_day(ip->end);
-                p = strchr(p, ';');
-                if (p)
-                        p++;
-        }
-        snprintf(tg.unit_hsa, sizeof tg.unit_hsa, "%s", unit);
-        snprintf(tg.followup_hsa, sizeof tg.followup_hsa, "%s", unit);
-        snprintf(tg.provider_hsa, sizeof tg.provider_hsa, "%s", provider);
-        snprintf(tg.county, sizeof tg.county, "%s", county);
-        tg.resolution = TAG_LEVEL;
         char err[256];
         cr_assert_eq(stats_record_intyg(t->s, &in, &tg, err, sizeof err), 0, "%s", err);
-}
-
-/* on: the revocation's own day ("YYYY-MM-DD"), or NULL: none given (the day it arrives) */
-static void revoke_at(struct tb *t, const char *id, const char *on)
-{
-        struct intyg in;
-        memset(&in, 0, sizeof in);
-        in.kind = INTYG_REVOKE;
-        snprintf(in.id, sizeof in.id, "%s", id);
-        if (on)
-                snprintf(in.sent_at, sizeof in.sent_at, "%sT08:00:00", on);
-        char err[256];
-        cr_assert_eq(stats_record_intyg(t->s, &in, NULL, err, sizeof err), 0, "%s", err);
 }
 
 /* ---- the scenario ---- */
@@ -167,10 +82,6 @@ static const struct q queries[] = {
 /* One report as JSON (csv: as CSV, which does not name the as-of day). */
 static char *run(struct tb *t, const char *report, const struct q *x, const char *as_of, bool csv)
 {
-        tb_flush(t);
-        char err[256];
-        struct stats_store *st = stats_report_open(t->db, err, sizeof err);
-        cr_assert_not_null(st, "%s", err);
         struct stats_query q = {.report = report,
                                 .level = x->level,
                                 .from = "2024-01",
@@ -184,14 +95,11 @@ static char *run(struct tb *t, const char *report, const struct q *x, const char
                 q.ids[0] = x->id;
                 q.n_ids = 1;
         }
-        struct stats_table *tab = NULL;
-        int rc = stats_report_run(st, &q, &tab, err, sizeof err);
-        cr_assert_eq(rc, 0, "%s level %d: %s", report, (int)x->level, err);
+        struct stats_table *tab = tb_run(t, &q);
         char *out = NULL;
         size_t len = 0;
         cr_assert_eq(csv ? stats_table_csv(tab, &out, &len) : stats_table_json(tab, &out, &len), 0);
         stats_table_free(tab);
-        stats_store_close(st);
         return out;
 }
 
@@ -226,16 +134,12 @@ static void drop(struct snap *s)
                         free(s->out[r][k]);
 }
 
-/* The total of (period, group_id) in a JSON or side-free table: one query, parsed via the
- * table itself (not the rendering). */
+/* The count of (period, group_id, col) of one report query, from the table itself (not a
+ * rendering). */
 static int64_t cell(struct tb *t, const char *report, enum stats_level level, const char *id,
                     enum stats_mode mode, const char *as_of, const char *period,
                     const char *group_id, const char *col)
 {
-        tb_flush(t);
-        char err[256];
-        struct stats_store *st = stats_report_open(t->db, err, sizeof err);
-        cr_assert_not_null(st, "%s", err);
         struct stats_query q = {.report = report,
                                 .level = level,
                                 .from = "2024-01",
@@ -247,20 +151,9 @@ static int64_t cell(struct tb *t, const char *report, enum stats_level level, co
                 q.ids[0] = id;
                 q.n_ids = 1;
         }
-        struct stats_table *tab = NULL;
-        cr_assert_eq(stats_report_run(st, &q, &tab, err, sizeof err), 0, "%s", err);
-        int64_t v = -1;
-        for (size_t i = 0; i < tab->nrows; i++) {
-                if ((period[0] && strcmp(tab->rows[i].period, period) != 0) ||
-                    strcmp(tab->rows[i].group_id, group_id) != 0)
-                        continue;
-                for (size_t c = 0; c < tab->ncols; c++)
-                        if (strcmp(tab->cols[c], col) == 0)
-                                v = tab->cells[i * tab->ncols + c].n;
-        }
+        struct stats_table *tab = tb_run(t, &q);
+        int64_t v = tb_cell(tab, period, group_id, col);
         stats_table_free(tab);
-        stats_store_close(st);
-        cr_assert_neq(v, -1, "no cell %s %s %s in %s", period, group_id, col, report);
         return v;
 }
 
@@ -291,7 +184,7 @@ Test(asof, later_certificates_and_revocation_leave_an_earlier_day_unchanged)
                      2); /* A, C2 */
 
         day10(&t);
-        revoke_at(&t, "A", "2024-03-12");
+        tb_revoke(&t, "A", "2024-03-12");
         tb_flush(&t);
 
         /* Day 5 again: byte-identical, every report, level, mode and the side-by-side view. */
@@ -358,7 +251,7 @@ Test(asof, recomputed_equals_the_store_of_that_day)
         tb_open(&d11);
         day1(&full);
         day10(&full);
-        revoke_at(&full, "A", "2024-03-12");
+        tb_revoke(&full, "A", "2024-03-12");
         reg(&full, "E", P2, "VG1", "U1", "01", "F43", "2024-04-01", "2024-03-11/2024-04-30/25");
         day1(&d11);
         day10(&d11);
@@ -383,7 +276,7 @@ Test(asof, revocation_days)
         struct tb t;
         tb_open(&t);
         /* revoked before it arrived, on day 3: visible on no day before its signing... */
-        revoke_at(&t, "R", "2024-01-03");
+        tb_revoke(&t, "R", "2024-01-03");
         reg(&t, "R", P1, "VG1", "U1", "01", "F32", "2024-01-01", "2024-01-01/2024-01-31/100");
         /* ...but on days 1 and 2 it was valid */
         cr_assert_eq(cell(&t, "sjukfall", STATS_LEVEL_UNIT, "U1", STATS_MODE_SERIES, "2024-01-02",
@@ -407,7 +300,7 @@ Test(asof, revocation_days)
                           "2024-01-20", "2024-01", "all", "kvinnor"),
                      1);
         /* a revocation without its own day counts from the day it arrives (today) */
-        revoke_at(&t, "S", NULL);
+        tb_revoke(&t, "S", NULL);
         char today[11], yesterday[11];
         today_str(today);
         intyg_day_to_date((int32_t)(time(NULL) / 86400) - 1, yesterday);
@@ -426,9 +319,7 @@ Test(asof, record_carries_the_revocation_day)
         char dir[] = "/tmp/test_asof_rec.XXXXXX", key[64], err[256];
         cr_assert_not_null(mkdtemp(dir));
         snprintf(key, sizeof key, "%s/key", dir);
-        int fd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        cr_assert_eq(write(fd, "test key test key test key test key!", 36), 36);
-        close(fd);
+        tb_write_key(key, TB_KEY);
         ps = pseudonym_load(key, err, sizeof err);
         cr_assert_not_null(ps, "%s", err);
         struct intyg in;
@@ -525,8 +416,8 @@ Test(asof, migrates_a_schema_1_store)
         struct tb t;
         tb_open(&t);
         day1(&t);
-        revoke_at(&t, "C2", "2024-03-12");
-        revoke_at(&t, "LATE", "2024-03-12"); /* revoked before it arrives */
+        tb_revoke(&t, "C2", "2024-03-12");
+        tb_revoke(&t, "LATE", "2024-03-12"); /* revoked before it arrives */
         tb_flush(&t);
         stats_close(t.s);
         /* make it what schema 1 was: no revocation days, no horizon */
@@ -565,7 +456,7 @@ Test(asof, migrates_a_schema_1_store)
                           "2024-03", "all", "kvinnor"),
                      0);
         /* a new revocation keeps its day again */
-        revoke_at(&t, "A", "2024-03-20");
+        tb_revoke(&t, "A", "2024-03-20");
         cr_assert_eq(cell(&t, "sjukfall", STATS_LEVEL_UNIT, "U1", STATS_MODE_SERIES, "2024-03-19",
                           "2024-03", "all", "man"),
                      1);
