@@ -277,3 +277,99 @@ Test(xmlsafe, helpers_and_paths)
         cr_assert_null(xmlsafe_child(r, "urn:other", "svar"));
         xmlFreeDoc(doc);
 }
+
+/* The good document of the pooled-parser test: namespaces, repeated names, CDATA, an entity,
+ * UTF-8 and line numbers, all of which a reused context must report as a new one does. */
+static const char pool_good[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                "<r xmlns=\"urn:a\">\n"
+                                "<svar id=\"32\"><d id=\"32.1\">x&amp;y<![CDATA[z]]></d></svar>\n"
+                                "<svar id=\"32\"><d id=\"32.2\">L\xc3\xa4k</d></svar>\n"
+                                "<k/><k/></r>";
+
+/* Parse pool_good with ps and check everything extracted from it; frees the document. */
+static void pool_parse_good(struct xmlsafe_parser *ps, const struct xmlsafe_limits *lim, int round)
+{
+        xmlDocPtr doc = NULL;
+        char err[256] = "";
+        cr_assert_eq(
+            xmlsafe_parse_with(ps, pool_good, strlen(pool_good), lim, &doc, err, sizeof err),
+            XMLSAFE_OK, "round %d: %s", round, err);
+        cr_assert_not_null(doc);
+        xmlNode *r = xmlDocGetRootElement(doc);
+        cr_assert(xmlsafe_is(r, "urn:a", "r"), "round %d", round);
+        xmlNode *s1 = xmlsafe_child(r, "urn:a", "svar");
+        cr_assert_not_null(s1, "round %d", round);
+        xmlNode *s2 = xmlsafe_next_elem(s1);
+        xmlNode *d1 = xmlsafe_first_elem(s1), *d2 = xmlsafe_first_elem(s2);
+        cr_assert(xmlsafe_is(d1, "urn:a", "d") && xmlsafe_is(d2, "urn:a", "d"), "round %d", round);
+        char text[16], path[160];
+        cr_assert_eq(xmlsafe_text(d1, text, sizeof text), 4);
+        cr_assert_str_eq(text, "x&yz", "round %d", round);
+        cr_assert_eq(xmlsafe_text(d2, text, sizeof text), 4);
+        cr_assert_str_eq(text, "L\xc3\xa4k", "round %d", round);
+        cr_assert_str_eq(xmlsafe_attr(d1, "id"), "32.1", "round %d", round);
+        cr_assert_str_eq(xmlsafe_attr(d2, "id"), "32.2", "round %d", round);
+        xmlsafe_path(d2, r, path, sizeof path);
+        cr_assert_str_eq(path, "/r/svar[@id='32'][2]/d[@id='32.2']", "round %d", round);
+        xmlsafe_path(xmlsafe_next_elem(xmlsafe_next_elem(s2)), r, path, sizeof path);
+        cr_assert_str_eq(path, "/r/k[2]", "round %d", round);
+        cr_assert_eq(xmlGetLineNo(d1), 3, "round %d", round);
+        cr_assert_eq(xmlGetLineNo(d2), 4, "round %d", round);
+        xmlFreeDoc(doc);
+}
+
+Test(xmlsafe, pooled_parser_reused_after_hostile_input_gives_the_same_results)
+{
+        struct xmlsafe_limits lim;
+        xmlsafe_limits_default(&lim, XML_MAX_DOC_BYTES_DEFAULT);
+        char *deep = nested(XML_MAX_DEPTH + 1), *attrs = with_attrs(XML_MAX_ATTRS + 1, 0);
+        /* each refused part-way through, with elements open, names interned, entities declared */
+        const struct {
+                const char *doc;
+                enum xmlsafe_err want;
+        } bad[] = {
+            {deep, XMLSAFE_TOO_DEEP},
+            {"<?xml version=\"1.0\"?>\n<!DOCTYPE a [<!ENTITY e \"x\">]>\n<a>&e;</a>",
+             XMLSAFE_DOCTYPE},
+            {"<a>\n<b>\n</a>", XMLSAFE_MALFORMED},
+            {attrs, XMLSAFE_TOO_MANY_ATTRS},
+            {"<r xmlns=\"urn:a\">\n<svar id=\"32\"><d", XMLSAFE_MALFORMED},
+            {"<a>&undefined;</a>", XMLSAFE_MALFORMED},
+        };
+        const size_t nbad = sizeof bad / sizeof bad[0];
+        struct xmlsafe_pool *pool = xmlsafe_pool_new();
+        cr_assert_not_null(pool);
+        struct xmlsafe_parser *ps = xmlsafe_parser_take(pool);
+        cr_assert_not_null(ps);
+        pool_parse_good(ps, &lim, -1);
+        for (int round = 0; round < 60; round++) {
+                size_t k = (size_t)round % nbad;
+                /* the same refusal, with the same line, as a fresh parser gives */
+                char want_err[256], err[256];
+                xmlDocPtr doc = NULL;
+                cr_assert_eq(xmlsafe_parse(bad[k].doc, strlen(bad[k].doc), &lim, &doc, want_err,
+                                           sizeof want_err),
+                             bad[k].want, "fresh %zu: %s", k, want_err);
+                cr_assert_null(doc);
+                cr_assert_eq(xmlsafe_parse_with(ps, bad[k].doc, strlen(bad[k].doc), &lim, &doc, err,
+                                                sizeof err),
+                             bad[k].want, "round %d, document %zu: %s", round, k, err);
+                cr_assert_null(doc);
+                cr_assert_str_eq(err, want_err, "round %d, document %zu", round, k);
+                cr_assert(strncmp(err, xmlsafe_err_name(bad[k].want),
+                                  strlen(xmlsafe_err_name(bad[k].want))) == 0,
+                          "%s", err);
+                /* then the good document again, several times, on the same context */
+                for (int again = 0; again < 3; again++)
+                        pool_parse_good(ps, &lim, round);
+        }
+        /* back to the pool and out again: the same (kept) parser, still giving the same */
+        xmlsafe_parser_put(pool, ps);
+        struct xmlsafe_parser *again = xmlsafe_parser_take(pool);
+        cr_assert_eq(again, ps, "a parser that stayed small is kept and reused");
+        pool_parse_good(again, &lim, 60);
+        xmlsafe_parser_put(pool, again);
+        xmlsafe_pool_free(pool);
+        free(deep);
+        free(attrs);
+}
