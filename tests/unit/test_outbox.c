@@ -1248,7 +1248,11 @@ Test(outbox, bodies_live_apart_and_go_with_purge_and_discard)
         cr_assert_eq(outbox_purge(e.ob, T0 + 3000, on_done, &d), 0);
         run(&e);
         cr_assert_eq(d.changed, 1);
-        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads WHERE id='a'"), 0);
+        cr_assert_eq(
+            sql_int(
+                e.path,
+                "SELECT count(*) FROM payloads WHERE seq=(SELECT seq FROM outbox WHERE id='a')"),
+            0);
         const char *ids[] = {"b"};
         cr_assert_eq(admin_sync(&e, false, INTYG_REGISTER, ids, 1, T0 + 4000).changed, 1);
         cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM payloads"), 0);
@@ -1290,6 +1294,8 @@ static const char schema_v1[] =
     "  CAST('<queued-1/>' AS BLOB)),"
     " (1,'done-1','SE2321000016-CALLER','SE2321000016-UNIT','SE2321000016-UNIT',0,"
     "  'SE2321000016-PROV','01','0180',1,0,1000,2,1,1000,2000,2000,zeroblob(32),9,NULL);"
+    "INSERT INTO events(kind,id,at_ms,event,detail,actor) VALUES"
+    " (1,'done-1',2000,'delivered','OK','node-a');"
     "PRAGMA user_version=1;";
 
 Test(outbox, a_schema_1_database_is_migrated_with_its_bodies)
@@ -1304,11 +1310,16 @@ Test(outbox, a_schema_1_database_is_migrated_with_its_bodies)
         cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM pragma_table_info('outbox')"
                                      " WHERE name='payload'"),
                      0);
+        /* Records keep their rowid as seq; their bodies and events follow it. */
+        cr_assert_eq(sql_int(e.path, "SELECT seq FROM outbox WHERE id='done-1'"), 2);
+        cr_assert_eq(sql_int(e.path, "SELECT count(*) FROM events WHERE rec=2"), 1);
         struct outbox_counts n = counts_sync(&e);
         cr_assert_eq(n.n[OB_QUEUED], 1);
         cr_assert_eq(n.n[OB_DELIVERED], 1);
         struct get_res g = get_sync(&e, 0, "done-1");
         cr_assert_not(g.d->records[0].has_payload);
+        cr_assert_eq(g.d->n_events, 1);
+        cr_assert_str_eq(g.d->events[0].event, "delivered");
         outbox_detail_free(g.d);
         struct claim_res c = claim_sync(&e, T0, 10, 30000);
         cr_assert_eq(c.n, 1);
