@@ -31,6 +31,7 @@
 #define FK_LEASE_MS     (5 * 60 * 1000) /* a claim's lease: longer than any attempt */
 #define FK_READY_MAX    512             /* claimed records waiting for a transfer slot */
 #define FWD_NICE        5               /* the delivery thread's nice, above the loop's */
+#define FWD_POOL_MAX    64              /* idle easy handles the delivery thread keeps */
 
 struct fwd_io;
 
@@ -50,10 +51,10 @@ struct transfer {
         size_t body_len;
         char *url, *ca, *cert, *key;
         long timeout_ms;
+        unsigned gen; /* the configuration generation its TLS files and timeout are from */
         uint64_t queued_ns;
         /* the delivery thread's while in flight */
         CURL *easy;
-        struct curl_slist *headers;
         char *resp;
         size_t resp_len;
         char errbuf[CURL_ERROR_SIZE];
@@ -74,6 +75,12 @@ struct fwd_io {
         uv_timer_t timeout;
         CURLM *multi;
         long applied_conns;
+        /* Idle easy handles, reused while the configuration generation they were set up for
+         * holds: an easy handle per transfer cost an allocation-heavy init and cleanup each. */
+        CURL *pool[FWD_POOL_MAX];
+        unsigned pool_gen[FWD_POOL_MAX];
+        int n_pool;
+        struct curl_slist *hdr[2]; /* request headers: [0] register, [1] revoke */
         uv_mutex_t mu;
         struct transfer *todo_head, *todo_tail; /* under mu */
         long want_conns;                        /* under mu */
@@ -104,6 +111,7 @@ struct forwarder {
         /* copied from the config so that a reload never leaves dangling pointers */
         char *url, *revoke_url, *logical_address, *ca, *cert, *key;
         int concurrency, timeout_ms, retry_base_ms, retry_max_ms, horizon_s;
+        unsigned cfg_gen; /* bumped by every reconfigure */
         bool enabled;
 };
 
@@ -150,6 +158,7 @@ void forwarder_reconfigure(struct forwarder *f, const struct config *cfg)
         f->retry_max_ms = cfg->retry_max_ms;
         f->horizon_s = cfg->retry_horizon_s;
         f->enabled = cfg->forward_enabled;
+        f->cfg_gen++;
         breaker_init(&f->breaker, cfg->breaker_failures, cfg->breaker_open_ms,
                      (int64_t)cfg->breaker_open_ms * 30, (int64_t)cfg->fk_timeout_ms + 1000);
         uv_mutex_lock(&f->io.mu);
@@ -262,11 +271,19 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 static void io_hand_back(struct fwd_io *io, struct transfer *t)
 {
         if (t->easy) {
-                curl_easy_cleanup(t->easy);
+                if (io->n_pool < FWD_POOL_MAX) {
+                        /* Nothing in an idle handle may point into the transfer. */
+                        curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, NULL);
+                        curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, NULL);
+                        curl_easy_setopt(t->easy, CURLOPT_PRIVATE, NULL);
+                        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
+                        io->pool[io->n_pool] = t->easy;
+                        io->pool_gen[io->n_pool++] = t->gen;
+                } else {
+                        curl_easy_cleanup(t->easy);
+                }
                 t->easy = NULL;
         }
-        curl_slist_free_all(t->headers);
-        t->headers = NULL;
         t->done_ns = uv_hrtime();
         struct forwarder *f = io->f;
         uv_mutex_lock(&io->mu);
@@ -313,34 +330,22 @@ static const char *soap_action(enum riv_contract c)
                                  "RegisterCertificateResponder:3:RegisterCertificate\"";
 }
 
-/* Start one queued transfer in libcurl; false (with t->cc set) when it could not be. */
-static bool io_start(struct fwd_io *io, struct transfer *t)
+/* An easy handle set up for t's configuration generation: an idle one, or a new one with the
+ * options that stay the same from transfer to transfer. */
+static CURL *io_easy(struct fwd_io *io, const struct transfer *t)
 {
-        t->easy = curl_easy_init();
-        if (!t->easy) {
-                t->cc = CURLE_OUT_OF_MEMORY;
-                return false;
+        while (io->n_pool > 0) {
+                io->n_pool--;
+                if (io->pool_gen[io->n_pool] == t->gen)
+                        return io->pool[io->n_pool];
+                curl_easy_cleanup(io->pool[io->n_pool]); /* from before a reload */
         }
-        t->headers = curl_slist_append(NULL, "Content-Type: text/xml; charset=UTF-8");
-        if (t->headers)
-                t->headers = curl_slist_append(t->headers, soap_action(t->contract));
-        if (t->headers)
-                t->headers = curl_slist_append(t->headers, "Expect:");
-        if (!t->headers) {
-                t->cc = CURLE_OUT_OF_MEMORY;
-                return false;
-        }
-        CURL *e = t->easy;
-        curl_easy_setopt(e, CURLOPT_URL, t->url);
+        CURL *e = curl_easy_init();
+        if (!e)
+                return NULL;
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, t->timeout_ms);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                          t->timeout_ms < 5000 ? t->timeout_ms : 5000L);
@@ -354,11 +359,59 @@ static bool io_start(struct fwd_io *io, struct transfer *t)
         curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert);
         curl_easy_setopt(e, CURLOPT_SSLKEY, t->key);
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        return e;
+}
+
+static struct curl_slist *io_headers(struct fwd_io *io, enum riv_contract c)
+{
+        int k = c == RIV_REVOKE;
+        if (!io->hdr[k]) {
+                struct curl_slist *h =
+                    curl_slist_append(NULL, "Content-Type: text/xml; charset=UTF-8");
+                struct curl_slist *n = h ? curl_slist_append(h, soap_action(c)) : NULL;
+                n = n ? curl_slist_append(n, "Expect:") : NULL;
+                if (!n) {
+                        curl_slist_free_all(h);
+                        return NULL;
+                }
+                io->hdr[k] = n;
+        }
+        return io->hdr[k];
+}
+
+/* Start one queued transfer in libcurl; false (with t->cc set) when it could not be. */
+static bool io_start(struct fwd_io *io, struct transfer *t)
+{
+        struct curl_slist *headers = io_headers(io, t->contract);
+        t->easy = headers ? io_easy(io, t) : NULL;
+        if (!t->easy) {
+                t->cc = CURLE_OUT_OF_MEMORY;
+                return false;
+        }
+        CURL *e = t->easy;
+        curl_easy_setopt(e, CURLOPT_URL, t->url);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
         if (curl_multi_add_handle(io->multi, e) != CURLM_OK) {
                 t->cc = CURLE_FAILED_INIT;
                 return false;
         }
         return true;
+}
+
+/* Free the idle handles and header lists (delivery thread, or after it ended). */
+static void io_drop_pool(struct fwd_io *io)
+{
+        while (io->n_pool > 0)
+                curl_easy_cleanup(io->pool[--io->n_pool]);
+        for (int k = 0; k < 2; k++) {
+                curl_slist_free_all(io->hdr[k]);
+                io->hdr[k] = NULL;
+        }
 }
 
 static void io_closed(uv_handle_t *h)
@@ -405,6 +458,7 @@ static void on_wake(uv_async_t *a)
                 uv_async_send(&io->f->done_async);
         if (stop) {
                 /* The loop thread stops us only with nothing in flight. */
+                io_drop_pool(io);
                 curl_multi_cleanup(io->multi); /* closes the kept FK connections (sock_cb) */
                 io->multi = NULL;
                 uv_walk(&io->loop, io_close_walk, NULL);
@@ -471,6 +525,7 @@ static void start_one(struct forwarder *f, struct outbox_record *rec)
         if (!t->url || (f->ca && !t->ca) || (f->cert && !t->cert) || (f->key && !t->key))
                 goto fail;
         t->timeout_ms = f->timeout_ms;
+        t->gen = f->cfg_gen;
         t->queued_ns = uv_hrtime();
         /* The record's body is in the envelope now; the record keeps only what marks need. */
         free(rec->payload);
@@ -710,6 +765,7 @@ static void on_done(uv_async_t *a)
 
 static void io_free(struct fwd_io *io)
 {
+        io_drop_pool(io);
         if (io->multi)
                 curl_multi_cleanup(io->multi);
         io->multi = NULL;
