@@ -486,3 +486,51 @@ Test(store_forward, no_kills_no_repeats, .timeout = 300)
         cr_assert_eq(repeats, 0);
         stop_both();
 }
+
+/* SIGTERM with transfers to FK in flight on the delivery thread: the gateway waits for their
+ * answers (bounded by the FK timeout), marks them, stops the delivery thread and exits 0; FK
+ * got each once, and a restart sends nothing again. */
+Test(store_forward, drain_waits_for_transfers_in_flight, .timeout = 120)
+{
+        start_both(NULL, NULL);
+        cr_assert_eq(fksim_control(&fk, "slow_ms=1500"), 0);
+        struct client cl = {.port = gw.port};
+        client_opts(&cl.o, "region-a");
+        char code[16], text[512], id[64];
+        enum { N = 6 };
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "sf-drain-%d", i);
+                size_t len;
+                char *soap = make_soap(id, PERSON, &len);
+                cr_assert_eq(
+                    post(&cl, REGISTER_PATH, soap, len, code, sizeof code, text, sizeof text, NULL),
+                    0);
+                cr_assert_str_eq(code, "OK", "%s %s", code, text);
+                free(soap);
+        }
+        client_close(&cl);
+        usleep(300 * 1000); /* the transfers are out, FK is sitting on them */
+        char *m = NULL;
+        cr_assert_eq(test_admin_get(gw.admin_port, "/metrics", &m), 200);
+        cr_assert_null(strstr(m, "intygsgw_forward_in_flight 0\n"), "nothing in flight: %s", m);
+        free(m);
+        int rc = gw_stop(&gw);
+        cr_assert_eq(rc, 0, "gateway exit %d (log %s)", rc, gw.log);
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "sf-drain-%d", i);
+                cr_assert(wait_fk_has(id, 1, 5000), "FK never got %s", id);
+        }
+        /* Restarted on the same outbox: every record was marked delivered before exit, so
+         * nothing goes to FK again. */
+        cr_assert_eq(fksim_control(&fk, "slow_ms=0"), 0);
+        cr_assert_eq(gw_restart(&gw), 0, "restart (log %s)", gw.log);
+        sleep(2);
+        char *j = fksim_get(&fk, "/_sim/received");
+        cr_assert_not_null(j);
+        for (int i = 0; i < N; i++) {
+                snprintf(id, sizeof id, "sf-drain-%d", i);
+                cr_assert_eq(fk_count(j, id), 1, "%s sent %d times", id, fk_count(j, id));
+        }
+        free(j);
+        stop_both();
+}
