@@ -305,19 +305,33 @@ static xmlNode *payload_elem(xmlDocPtr doc)
         return body ? xmlsafe_first_elem(body) : NULL;
 }
 
-static xmlDocPtr parse(const char *body, size_t len)
+/* With ps (a pooled parser) when given, else a fresh parser context. */
+static xmlDocPtr parse_with(struct xmlsafe_parser *ps, const char *body, size_t len)
 {
         struct xmlsafe_limits lim;
         xmlsafe_limits_default(&lim, XML_MAX_DOC_BYTES_DEFAULT);
         xmlDocPtr doc = NULL;
         char err[256];
-        if (xmlsafe_parse(body, len, &lim, &doc, err, sizeof err) != XMLSAFE_OK)
-                return NULL;
-        return doc;
+        enum xmlsafe_err e = ps ? xmlsafe_parse_with(ps, body, len, &lim, &doc, err, sizeof err)
+                                : xmlsafe_parse(body, len, &lim, &doc, err, sizeof err);
+        return e == XMLSAFE_OK ? doc : NULL;
+}
+
+static xmlDocPtr parse(const char *body, size_t len)
+{
+        return parse_with(NULL, body, len);
 }
 
 int riv_soap_parse_result(const char *body, size_t len, char *result_code, size_t rc_len,
                           char *error_id, size_t eid_len, char *result_text, size_t rt_len)
+{
+        return riv_soap_parse_result_with(NULL, body, len, result_code, rc_len, error_id, eid_len,
+                                          result_text, rt_len);
+}
+
+int riv_soap_parse_result_with(struct xmlsafe_parser *ps, const char *body, size_t len,
+                               char *result_code, size_t rc_len, char *error_id, size_t eid_len,
+                               char *result_text, size_t rt_len)
 {
         if (rc_len)
                 result_code[0] = '\0';
@@ -325,7 +339,7 @@ int riv_soap_parse_result(const char *body, size_t len, char *result_code, size_
                 error_id[0] = '\0';
         if (rt_len)
                 result_text[0] = '\0';
-        xmlDocPtr doc = parse(body, len);
+        xmlDocPtr doc = parse_with(ps, body, len);
         if (!doc)
                 return -1;
         int rc = -1;

@@ -53,6 +53,13 @@ int riv_soap_wrap_request(enum riv_contract c, const char *logical_address, cons
 int riv_soap_parse_result(const char *body, size_t len, char *result_code, size_t rc_len,
                           char *error_id, size_t eid_len, char *result_text, size_t rt_len);
 
+struct xmlsafe_parser;
+/** riv_soap_parse_result with a pooled parser the caller holds (NULL: a fresh one); the
+ * document is freed before it returns, so ps may go back to its pool after. */
+int riv_soap_parse_result_with(struct xmlsafe_parser *ps, const char *body, size_t len,
+                               char *result_code, size_t rc_len, char *error_id, size_t eid_len,
+                               char *result_text, size_t rt_len);
+
 /**
  * The contract and intygs-id/extension of a RegisterCertificate or RevokeCertificate
  * request (enveloped or bare). Returns 0, or -1 if neither.

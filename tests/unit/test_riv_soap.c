@@ -218,3 +218,51 @@ Test(riv_soap, request_id_of_revoke)
         cr_assert_eq(c, RIV_UNKNOWN);
         free(doc);
 }
+
+/* The delivery thread parses every FK answer with one kept parser: each answer, whatever came
+ * before it (garbage, a DOCTYPE, a fault), decodes exactly as with a fresh parser. */
+Test(riv_soap, parse_result_with_a_kept_parser_matches_a_fresh_one)
+{
+        char *ok = NULL, *err = NULL, *fault = NULL;
+        size_t ok_len, err_len, fault_len;
+        cr_assert_eq(riv_soap_response(RIV_REGISTER, "OK", NULL, NULL, &ok, &ok_len), 0);
+        cr_assert_eq(riv_soap_response(RIV_REGISTER, "ERROR", "TECHNICAL_ERROR", "try later", &err,
+                                       &err_len),
+                     0);
+        cr_assert_eq(riv_soap_fault("soap:Server", "FK is busy", &fault, &fault_len), 0);
+        const char *doctype = "<!DOCTYPE x [<!ENTITY e \"boom\">]><x>&e;</x>";
+        struct {
+                const char *body;
+                size_t len;
+        } seq[] = {{ok, ok_len},       {"garbage", 7}, {err, err_len}, {doctype, strlen(doctype)},
+                   {fault, fault_len}, {"<x/>", 4},    {ok, ok_len}};
+        struct xmlsafe_pool *pool = xmlsafe_pool_new();
+        cr_assert_not_null(pool);
+        struct xmlsafe_parser *ps = xmlsafe_parser_take(pool);
+        cr_assert_not_null(ps);
+        for (int round = 0; round < 20; round++) {
+                for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+                        char c1[16], e1[32], t1[256], c2[16], e2[32], t2[256];
+                        int r1 = riv_soap_parse_result(seq[i].body, seq[i].len, c1, sizeof c1, e1,
+                                                       sizeof e1, t1, sizeof t1);
+                        int r2 =
+                            riv_soap_parse_result_with(ps, seq[i].body, seq[i].len, c2, sizeof c2,
+                                                       e2, sizeof e2, t2, sizeof t2);
+                        cr_assert_eq(r1, r2, "answer %zu", i);
+                        cr_assert_str_eq(c1, c2);
+                        cr_assert_str_eq(e1, e2);
+                        cr_assert_str_eq(t1, t2);
+                }
+        }
+        char c[16], e[32], t[256];
+        cr_assert_eq(
+            riv_soap_parse_result_with(ps, err, err_len, c, sizeof c, e, sizeof e, t, sizeof t), 0);
+        cr_assert_str_eq(c, "ERROR");
+        cr_assert_str_eq(e, "TECHNICAL_ERROR");
+        cr_assert_str_eq(t, "try later");
+        xmlsafe_parser_put(pool, ps);
+        xmlsafe_pool_free(pool);
+        free(ok);
+        free(err);
+        free(fault);
+}
