@@ -100,12 +100,14 @@ static void time_report_at(const char *db, const char *report, enum stats_level 
         stats_store_close(st);
 }
 
-/* As of a day after every signing: the incremental state answers. */
+/* As of a day after every signing and revocation: the incremental state answers. A case's
+ * later certificates are signed after the 24 generated months (the newest near 2026-08), so
+ * 2025-12-31 was before the store's horizon and every report recomputed from the facts. */
 static void time_report(const char *db, const char *report, enum stats_level level, const char *id,
                         const char *from, const char *to, enum stats_mode mode,
                         enum stats_view view)
 {
-        time_report_at(db, report, level, id, from, to, mode, view, "2025-12-31");
+        time_report_at(db, report, level, id, from, to, mode, view, "2026-12-31");
 }
 
 int main(int argc, char **argv)
