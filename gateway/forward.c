@@ -6,7 +6,7 @@
  *    curl's multi-uv.c, hardened: one uv_poll_t per curl socket, one uv_timer_t), so TLS to FK,
  *    its syscalls and parsing FK's answers never sit in front of a caller's request. It runs
  *    at a lower priority (nice +FWD_NICE): delivery is the work that may wait.
- * A struct transfer is the loop thread's until it is queued to the delivery thread (todo),
+ * A struct transfer is the loop thread's until it is queued to the delivery thread (start_head),
  * the delivery thread's while libcurl has it (every curl call is made there), and the loop
  * thread's again once it is queued back (done) with its outcome.
  */
@@ -43,8 +43,7 @@ struct sock_ctx {
 };
 
 struct transfer {
-        struct transfer *next; /* in todo or done */
-        struct forwarder *f;
+        struct transfer *next; /* in to_start or done */
         struct outbox_record *rec;
         enum riv_contract contract;
         /* set by the loop thread before queueing: what the delivery thread needs */
@@ -72,7 +71,7 @@ struct fwd_io {
         uv_thread_t thread;
         bool started;
         uv_loop_t loop;
-        uv_async_t wake; /* the loop thread -> here: todo, limits, stop */
+        uv_async_t wake; /* the loop thread -> here: transfers to start, limits, stop */
         uv_timer_t timeout;
         CURLM *multi;
         long applied_conns;
@@ -87,9 +86,9 @@ struct fwd_io {
         struct xmlsafe_pool *xml_pool;
         struct xmlsafe_parser *xml;
         uv_mutex_t mu;
-        struct transfer *todo_head, *todo_tail; /* under mu */
-        long want_conns;                        /* under mu */
-        bool stop;                              /* under mu */
+        struct transfer *start_head, *start_tail; /* under mu */
+        long want_conns;                          /* under mu */
+        bool stop;                                /* under mu */
         struct forwarder *f;
 };
 
@@ -311,7 +310,6 @@ static void io_check_done(struct fwd_io *io)
                         continue;
                 CURL *e = msg->easy_handle;
                 struct transfer *t = NULL;
-                t = NULL;
                 curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
                 t->cc = msg->data.result;
                 curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->http);
@@ -424,24 +422,19 @@ static void io_drop_pool(struct fwd_io *io)
         }
 }
 
-static void io_closed(uv_handle_t *h)
-{
-        (void)h;
-}
-
 static void io_close_walk(uv_handle_t *h, void *arg)
 {
         (void)arg;
         if (!uv_is_closing(h))
-                uv_close(h, h->type == UV_POLL ? on_poll_closed : io_closed);
+                uv_close(h, h->type == UV_POLL ? on_poll_closed : NULL);
 }
 
 static void on_wake(uv_async_t *a)
 {
         struct fwd_io *io = a->data;
         uv_mutex_lock(&io->mu);
-        struct transfer *todo = io->todo_head;
-        io->todo_head = io->todo_tail = NULL;
+        struct transfer *to_start = io->start_head;
+        io->start_head = io->start_tail = NULL;
         long want = io->want_conns;
         bool stop = io->stop;
         uv_mutex_unlock(&io->mu);
@@ -455,9 +448,9 @@ static void on_wake(uv_async_t *a)
                 io->applied_conns = want;
         }
         bool failed = false;
-        while (todo) {
-                struct transfer *t = todo;
-                todo = t->next;
+        while (to_start) {
+                struct transfer *t = to_start;
+                to_start = t->next;
                 t->next = NULL;
                 if (!io_start(io, t)) {
                         io_hand_back(io, t);
@@ -522,7 +515,6 @@ static void start_one(struct forwarder *f, struct outbox_record *rec)
         struct transfer *t = calloc(1, sizeof *t);
         if (!t)
                 goto fail;
-        t->f = f;
         t->rec = rec;
         t->contract = rec->kind == INTYG_REVOKE ? RIV_REVOKE : RIV_REGISTER;
         if (!rec->payload || riv_soap_wrap_request(t->contract, f->logical_address, rec->payload,
@@ -542,11 +534,11 @@ static void start_one(struct forwarder *f, struct outbox_record *rec)
         rec->payload = NULL;
         struct fwd_io *io = &f->io;
         uv_mutex_lock(&io->mu);
-        if (io->todo_tail)
-                io->todo_tail->next = t;
+        if (io->start_tail)
+                io->start_tail->next = t;
         else
-                io->todo_head = t;
-        io->todo_tail = t;
+                io->start_head = t;
+        io->start_tail = t;
         uv_mutex_unlock(&io->mu);
         uv_async_send(&io->wake);
         f->in_flight++;
@@ -855,9 +847,7 @@ static void on_async_closed(uv_handle_t *h)
         struct forwarder *f = h->data;
         void (*cb)(void *) = f->closed_cb;
         void *arg = f->closed_arg;
-        uv_loop_close(&f->io.loop);
-        uv_mutex_destroy(&f->io.mu);
-        xmlsafe_pool_free(f->io.xml_pool); /* its parser went back when the thread stopped */
+        io_free(&f->io); /* the thread has closed its handles and curl: this ends the rest */
         free(f->url);
         free(f->revoke_url);
         free(f->logical_address);
