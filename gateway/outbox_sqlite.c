@@ -20,6 +20,8 @@
 #include "log.h"
 
 #define SQ_SCHEMA_VERSION 2
+#define SQ_STR_(x)        #x
+#define SQ_STR(x)         SQ_STR_(x)
 
 enum sq_stmt {
         S_BEGIN,
@@ -198,9 +200,10 @@ struct sq {
         char path[4096];
 };
 
-#define SQ_CHECKPOINT_MS      100        /* how often the checkpointer looks at the WAL */
-#define SQ_WAL_LIMIT          "67108864" /* bytes of WAL file kept after a restart (64 MiB) */
-#define SQ_WAL_RESTART_FRAMES 8192       /* WAL frames (32 MiB of 4 kB pages) before a RESTART */
+#define SQ_CHECKPOINT_MS 100        /* how often the checkpointer looks at the WAL */
+#define SQ_WAL_LIMIT     "67108864" /* bytes of WAL file kept after a restart (64 MiB) */
+/* WAL frames (32 MiB of 4 kB pages) past which the writer ends a checkpoint itself */
+#define SQ_WAL_RESTART_FRAMES 8192
 
 static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t cap);
 
@@ -1119,7 +1122,8 @@ struct outbox *outbox_sqlite_new(uv_loop_t *loop, const char *path, const char *
         if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
             (migrate && sqlite3_exec(q->db, sq_migrate_1_2, NULL, NULL, &msg) != SQLITE_OK) ||
             sqlite3_exec(q->db, sq_schema, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(q->db, "PRAGMA user_version=2", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(q->db, "PRAGMA user_version=" SQ_STR(SQ_SCHEMA_VERSION), NULL, NULL,
+                         &msg) != SQLITE_OK ||
             sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
                 snprintf(err, errlen, "outbox: %s: cannot create the schema: %s", path,
                          msg ? msg : sqlite3_errmsg(q->db));
