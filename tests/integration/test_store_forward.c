@@ -131,6 +131,36 @@ static bool wait_fk_has(const char *id, int want, int timeout_ms)
         return false;
 }
 
+/* Post n registers "prefix-0".."prefix-(n-1)" as region-a over one connection; each must be
+ * answered OK. */
+static void post_all_ok(const char *prefix, int n)
+{
+        struct client cl = {.port = gw.port};
+        client_opts(&cl.o, "region-a");
+        char code[16], text[512], id[64];
+        for (int i = 0; i < n; i++) {
+                snprintf(id, sizeof id, "%s-%d", prefix, i);
+                size_t len;
+                char *soap = make_soap(id, PERSON, &len);
+                cr_assert_eq(
+                    post(&cl, REGISTER_PATH, soap, len, code, sizeof code, text, sizeof text, NULL),
+                    0);
+                cr_assert_str_eq(code, "OK", "%s: %s %s", id, code, text);
+                free(soap);
+        }
+        client_close(&cl);
+}
+
+/* FK has "prefix-0".."prefix-(n-1)", each at least once, within timeout_ms each. */
+static void wait_fk_has_all(const char *prefix, int n, int timeout_ms)
+{
+        char id[64];
+        for (int i = 0; i < n; i++) {
+                snprintf(id, sizeof id, "%s-%d", prefix, i);
+                cr_assert(wait_fk_has(id, 1, timeout_ms), "FK never got %s", id);
+        }
+}
+
 static void start_both(const char *const *fkflags, const char *const *overrides)
 {
         cr_assert_not_null(test_pki_dir());
@@ -194,10 +224,7 @@ Test(store_forward, accepted_delivered_once_duplicates_info, .timeout = 120)
         cr_assert_str_eq(code, "ERROR");
         cr_assert(strstr(text, "other content"), "%s", text);
         free(other);
-        for (int i = 0; i < 20; i++) {
-                snprintf(id, sizeof id, "sf-basic-%d", i);
-                cr_assert(wait_fk_has(id, 1, 20000), "FK never got %s", id);
-        }
+        wait_fk_has_all("sf-basic", 20, 20000);
         usleep(300000);
         char *j = fksim_get(&fk, "/_sim/received");
         cr_assert_not_null(j);
@@ -258,19 +285,7 @@ Test(store_forward, fk_outage_queues_then_delivers, .timeout = 120)
 {
         start_both(NULL, NULL);
         cr_assert_eq(fksim_control(&fk, "down=1"), 0);
-        struct client cl = {.port = gw.port};
-        client_opts(&cl.o, "region-a");
-        char code[16], text[512], id[64];
-        for (int i = 0; i < 30; i++) {
-                snprintf(id, sizeof id, "sf-outage-%d", i);
-                size_t len;
-                char *soap = make_soap(id, PERSON, &len);
-                cr_assert_eq(
-                    post(&cl, REGISTER_PATH, soap, len, code, sizeof code, text, sizeof text, NULL),
-                    0);
-                cr_assert_str_eq(code, "OK", "%s %s", code, text);
-                free(soap);
-        }
+        post_all_ok("sf-outage", 30);
         sleep(2);
         char *m = NULL;
         cr_assert_eq(test_admin_get(gw.admin_port, "/metrics", &m), 200);
@@ -289,11 +304,7 @@ Test(store_forward, fk_outage_queues_then_delivers, .timeout = 120)
                   "no backoff in the log");
         free(log);
         cr_assert_eq(fksim_control(&fk, "down=0"), 0);
-        for (int i = 0; i < 30; i++) {
-                snprintf(id, sizeof id, "sf-outage-%d", i);
-                cr_assert(wait_fk_has(id, 1, 30000), "FK never got %s after the outage", id);
-        }
-        client_close(&cl);
+        wait_fk_has_all("sf-outage", 30, 30000);
         stop_both();
 }
 
@@ -494,21 +505,8 @@ Test(store_forward, drain_waits_for_transfers_in_flight, .timeout = 120)
 {
         start_both(NULL, NULL);
         cr_assert_eq(fksim_control(&fk, "slow_ms=1500"), 0);
-        struct client cl = {.port = gw.port};
-        client_opts(&cl.o, "region-a");
-        char code[16], text[512], id[64];
         enum { N = 6 };
-        for (int i = 0; i < N; i++) {
-                snprintf(id, sizeof id, "sf-drain-%d", i);
-                size_t len;
-                char *soap = make_soap(id, PERSON, &len);
-                cr_assert_eq(
-                    post(&cl, REGISTER_PATH, soap, len, code, sizeof code, text, sizeof text, NULL),
-                    0);
-                cr_assert_str_eq(code, "OK", "%s %s", code, text);
-                free(soap);
-        }
-        client_close(&cl);
+        post_all_ok("sf-drain", N);
         usleep(300 * 1000); /* the transfers are out, FK is sitting on them */
         char *m = NULL;
         cr_assert_eq(test_admin_get(gw.admin_port, "/metrics", &m), 200);
@@ -516,10 +514,7 @@ Test(store_forward, drain_waits_for_transfers_in_flight, .timeout = 120)
         free(m);
         int rc = gw_stop(&gw);
         cr_assert_eq(rc, 0, "gateway exit %d (log %s)", rc, gw.log);
-        for (int i = 0; i < N; i++) {
-                snprintf(id, sizeof id, "sf-drain-%d", i);
-                cr_assert(wait_fk_has(id, 1, 5000), "FK never got %s", id);
-        }
+        wait_fk_has_all("sf-drain", N, 5000);
         /* Restarted on the same outbox: every record was marked delivered before exit, so
          * nothing goes to FK again. */
         cr_assert_eq(fksim_control(&fk, "slow_ms=0"), 0);
@@ -527,6 +522,7 @@ Test(store_forward, drain_waits_for_transfers_in_flight, .timeout = 120)
         sleep(2);
         char *j = fksim_get(&fk, "/_sim/received");
         cr_assert_not_null(j);
+        char id[64];
         for (int i = 0; i < N; i++) {
                 snprintf(id, sizeof id, "sf-drain-%d", i);
                 cr_assert_eq(fk_count(j, id), 1, "%s sent %d times", id, fk_count(j, id));
